@@ -1,0 +1,284 @@
+"""Controller throughput benchmark: N CustomRuns at once against a real kube-apiserver.
+
+The bench plays the kubelet itself (there is no node: it writes each work pod's status as Succeeded with a
+contract-A termination message the moment the pod appears), so what is measured is the controller and the
+API server, not pushes. Prints one table.
+
+    .venv/bin/python bench/controller_bench.py [--runs 500] [--kubeconfig K]
+
+Without --kubeconfig it starts a throwaway control plane (hack.localcluster, no node agent) and stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from controller.kube.client import MERGE_PATCH, ApiError, KubeClient  # noqa: E402
+
+RESULT = json.dumps(
+    {
+        "image": "127.0.0.1:5000/bench/m:v1",
+        "digest": "sha256:" + "b" * 64,
+        "url": "127.0.0.1:5000/bench/m@sha256:" + "b" * 64,
+        "size": 1,
+        "layers": 1,
+        "bytes_uploaded": 1,
+        "bytes_skipped": 0,
+        "seconds": 0.0,
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_peak_kib(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", text)
+    return int(match.group(1)) if match else 0
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def complete_pod(api: KubeClient, ns: str, pod: dict[str, Any]) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    status = {
+        "phase": "Succeeded",
+        "containerStatuses": [
+            {
+                "name": "push",
+                "image": pod["spec"]["containers"][0]["image"],
+                "imageID": "",
+                "ready": False,
+                "restartCount": 0,
+                "state": {
+                    "terminated": {
+                        "exitCode": 0,
+                        "reason": "Completed",
+                        "message": RESULT,
+                        "startedAt": now,
+                        "finishedAt": now,
+                    }
+                },
+            }
+        ],
+    }
+    name = pod["metadata"]["name"]
+    await api.request(
+        "PATCH",
+        f"/api/v1/namespaces/{ns}/pods/{name}/status",
+        body={"status": status},
+        content_type=MERGE_PATCH,
+    )
+
+
+async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
+    api = await KubeClient.create(kubeconfig)
+    ns = f"bench-{uuid.uuid4().hex[:6]}"
+    await api.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
+    port = free_port()
+    env = {
+        **os.environ,
+        "KUBECONFIG": kubeconfig,
+        "PYTHONPATH": str(REPO),
+        "MODELPUSH_NAMESPACES": ns,
+        "MODELPUSH_METRICS_HOST": "127.0.0.1",
+        "MODELPUSH_METRICS_PORT": str(port),
+        "MODELPUSH_LEADER_ELECTION": "false",
+        "MODELPUSH_MAX_CONCURRENT_RECONCILES": str(concurrency),
+        "MODELPUSH_LOG_LEVEL": "WARNING",
+    }
+    log = tempfile.NamedTemporaryFile(prefix="controller-bench-", suffix=".log", delete=False)
+    proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before any timing)
+        [sys.executable, "-m", "controller"], cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    pod_seen: dict[str, float] = {}
+    completed_at: dict[str, float] = {}
+    done_at: dict[str, float] = {}
+    stop = asyncio.Event()
+
+    async def ready() -> None:
+        import aiohttp
+
+        for _ in range(240):
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.25)
+        raise RuntimeError("controller never became ready")
+
+    async def kubelet() -> None:
+        # watch the work pods and complete each at once (the bench's stand-in for a node)
+        rv = ""
+        while not stop.is_set():
+            q: dict[str, Any] = {
+                "labelSelector": "app.kubernetes.io/managed-by=model-image-push",
+                "timeoutSeconds": 30,
+            }
+            if rv:
+                q["resourceVersion"] = rv
+            try:
+                async for ev in api.watch(f"/api/v1/namespaces/{ns}/pods", q):
+                    obj = ev["object"]
+                    rv = obj["metadata"].get("resourceVersion", rv)
+                    name = obj["metadata"]["name"]
+                    if ev["type"] == "ADDED" and name not in pod_seen:
+                        pod_seen[name] = time.monotonic()
+                        await complete_pod(api, ns, obj)
+                        completed_at[obj["metadata"]["labels"]["modelpush.dev/customrun"]] = time.monotonic()
+            except ApiError:
+                rv = ""
+
+    async def watch_runs() -> None:
+        rv = ""
+        while len(done_at) < runs and not stop.is_set():
+            q: dict[str, Any] = {"timeoutSeconds": 30}
+            if rv:
+                q["resourceVersion"] = rv
+            try:
+                async for ev in api.watch(f"/apis/tekton.dev/v1beta1/namespaces/{ns}/customruns", q):
+                    obj = ev["object"]
+                    rv = obj["metadata"].get("resourceVersion", rv)
+                    conds = (obj.get("status") or {}).get("conditions") or []
+                    if conds and conds[0].get("status") == "True":
+                        done_at.setdefault(obj["metadata"]["name"], time.monotonic())
+                    if len(done_at) >= runs:
+                        return
+            except ApiError:
+                rv = ""
+
+    try:
+        await ready()
+        tasks = [asyncio.create_task(kubelet()), asyncio.create_task(watch_runs())]
+        sem = asyncio.Semaphore(50)
+        before = await metrics_text(port)
+
+        async def create(i: int) -> None:
+            body = {
+                "apiVersion": "tekton.dev/v1beta1",
+                "kind": "CustomRun",
+                "metadata": {"name": f"run-{i:04d}"},
+                "spec": {
+                    "customRef": {"apiVersion": "modelpush.dev/v1alpha1", "kind": "ModelImagePush"},
+                    "params": [
+                        {"name": "source", "value": "docker://127.0.0.1:5000/bench/src:v1"},
+                        {"name": "image", "value": f"127.0.0.1:5000/bench/m{i}:v1"},
+                        # no node matches: a node agent in the cluster leaves these pods to the bench
+                        {"name": "node-selector", "value": '{"modelpush.dev/bench": "no-node"}'},
+                    ],
+                },
+            }
+            async with sem:
+                await api.request("POST", f"/apis/tekton.dev/v1beta1/namespaces/{ns}/customruns", body=body)
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(create(i) for i in range(runs)))
+        created = time.monotonic() - t0
+        deadline = time.monotonic() + 600
+        while len(done_at) < runs and time.monotonic() < deadline:  # noqa: ASYNC110 (bounded poll)
+            await asyncio.sleep(0.2)
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        after = await metrics_text(port)
+        latencies = [done_at[r] - completed_at[r] for r in done_at if r in completed_at]
+        requests = api_requests(after) - api_requests(before)
+        return {
+            "runs": runs,
+            "create all CustomRuns (s)": round(created, 2),
+            "all pods exist (s)": round(max(pod_seen.values()) - t0, 2) if len(pod_seen) == runs else None,
+            "all runs True (s)": round(max(done_at.values()) - t0, 2) if len(done_at) == runs else None,
+            "status latency p50 (s)": round(statistics.median(latencies), 3) if latencies else None,
+            "status latency p99 (s)": round(pct(latencies, 0.99), 3) if latencies else None,
+            "API requests per run": round(requests / runs, 2),
+            "controller peak RSS (MiB)": round(rss_peak_kib(proc.pid) / 1024, 1),
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        try:
+            await api.request("DELETE", f"/api/v1/namespaces/{ns}")
+        except ApiError:
+            pass
+        await api.close()
+
+
+async def metrics_text(port: int) -> str:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/metrics") as r:
+        return await r.text()
+
+
+def api_requests(text: str) -> float:
+    return sum(
+        float(m.group(1)) for m in re.finditer(r"^modelpush_api_requests_total\{[^}]*\} (\S+)$", text, re.M)
+    )
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--runs", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=8, help="controller's max concurrent reconciles")
+    p.add_argument("--kubeconfig", help="an existing cluster; default: start a throwaway control plane")
+    args = p.parse_args()
+    cluster = None
+    kubeconfig = args.kubeconfig
+    if not kubeconfig:
+        from hack.localcluster import LocalCluster
+
+        workdir = Path(tempfile.mkdtemp(prefix="controller-bench-"))
+        cluster = LocalCluster(workdir)
+        cluster.start()
+        kubeconfig = str(cluster.kubeconfig)
+    try:
+        result = asyncio.run(bench(kubeconfig, args.runs, args.concurrency))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            shutil.rmtree(workdir, ignore_errors=True)
+    targets = {
+        "all pods exist (s)": "< 30",
+        "status latency p99 (s)": "< 2",
+        "controller peak RSS (MiB)": "< 200",
+    }
+    width = max(len(k) for k in result)
+    print(f"{'metric':<{width}}  {'value':>10}  target")
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value!s:>10}  {targets.get(key, '')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Pure functions: params -> plan, plan -> pod manifest, (CustomRun, pod, now) -> decision."""

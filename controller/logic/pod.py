@@ -1,0 +1,305 @@
+"""Plan -> Pod manifest for one attempt of a run (pure)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from controller.logic import naming
+from controller.logic.sizing import NATIVE_MODES, resources
+from controller.model.customrun import CustomRun
+from controller.model.params import PushParams, ref_host
+from controller.model.quantity import format_quantity
+from controller.settings import Settings
+
+WORKSPACE_ROOT = "/workspace"
+TERMINATION_PATH = "/dev/termination-log"
+AUTH_DIR = "/etc/modelpush/auth"
+AUTH_KEY = ".dockerconfigjson"
+SCRATCH_DIR = "/scratch"
+TMP_DIR = "/tmp"
+CONTAINER = "push"
+RWO_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+
+
+@dataclass(frozen=True)
+class PvcInfo:
+    name: str
+    access_modes: tuple[str, ...] = ()
+    node: str | None = None  # the node the volume is attached to, when known
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the applier read from the cluster before planning a pod (absent keys were not checked)."""
+
+    pvcs: Mapping[str, PvcInfo | None] = field(default_factory=dict)  # claim -> info; None: not found
+    secret: str | None = None  # "ok", "missing", "nokey"; None: not checked
+    defaults: Mapping[str, Any] | None = None  # params from the referenced ModelImagePush object
+    defaults_missing: bool = False
+    pod_rejected: str | None = None  # the API server's message when it refused the pod
+
+
+class PlanError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Mount:
+    volume: str
+    claim: str
+    mount_path: str
+    sub_path: str | None
+    read_only: bool
+    pvc: PvcInfo
+
+
+@dataclass(frozen=True)
+class PodPlan:
+    name: str
+    attempt: int
+    mode: str
+    ephemeral_storage: int
+    manifest: dict[str, Any]
+
+
+def workspace_claims(run: CustomRun) -> list[str]:
+    return [w.persistent_volume_claim.claim_name for w in run.spec.workspaces if w.persistent_volume_claim]
+
+
+def _mount_for(run: CustomRun, ws_name: str, facts: Facts, volume: str) -> Mount:
+    binding = next((w for w in run.spec.workspaces if w.name == ws_name), None)
+    if binding is None:
+        bound = ", ".join(w.name for w in run.spec.workspaces) or "none"
+        raise PlanError(
+            "MissingWorkspace",
+            f"the source needs workspace {ws_name!r} but the CustomRun binds {bound}; bind a PVC-backed "
+            f"workspace named {ws_name!r}",
+        )
+    if binding.persistent_volume_claim is None:
+        raise PlanError(
+            "MissingWorkspace",
+            f"workspace {ws_name!r} is not backed by a persistentVolumeClaim; only PVC workspaces are "
+            "supported",
+        )
+    claim = binding.persistent_volume_claim.claim_name
+    info = facts.pvcs.get(claim)
+    if info is None:
+        raise PlanError(
+            "MissingWorkspace",
+            f"PersistentVolumeClaim {claim!r} (workspace {ws_name!r}) not found in namespace "
+            f"{run.metadata.namespace!r}",
+        )
+    return Mount(
+        volume=volume,
+        claim=claim,
+        mount_path=f"{WORKSPACE_ROOT}/{ws_name}",
+        sub_path=binding.sub_path,
+        read_only=binding.persistent_volume_claim.read_only,
+        pvc=info,
+    )
+
+
+def source_workspace(params: PushParams) -> str | None:
+    """dir:///workspace/<name>/... -> <name>."""
+    path = params.source_path
+    if path is None:
+        return None
+    parts = path.strip("/").split("/")
+    if len(parts) < 2 or parts[0] != WORKSPACE_ROOT.strip("/"):
+        raise PlanError(
+            "InvalidParams",
+            f"param 'source' has value {params.source!r}: a dir:// path must be inside a workspace, "
+            f"dir://{WORKSPACE_ROOT}/<workspace name>[/<path>]",
+        )
+    return parts[1]
+
+
+def plan_mounts(run: CustomRun, params: PushParams, mode: str, facts: Facts) -> list[Mount]:
+    mounts: list[Mount] = []
+    src_ws = source_workspace(params)
+    if src_ws is not None:
+        mount = _mount_for(run, src_ws, facts, "workspace")
+        if mode == "build":  # the native builder only reads the model files
+            mount = replace(mount, read_only=True)
+        mounts.append(mount)
+    elif mode == "skopeo" and params.storage != "ephemeral" and run.spec.workspaces:
+        # skopeo's temp dir goes on the first bound workspace, when there is one
+        mounts.append(_mount_for(run, run.spec.workspaces[0].name, facts, "workspace"))
+    return mounts
+
+
+def _insecure(params: PushParams, settings: Settings) -> list[str]:
+    hosts = list(settings.insecure_registries) + list(params.insecure_registries)
+    if not params.tls_verify:
+        hosts.append(ref_host(params.image))
+        if params.source_ref:
+            hosts.append(ref_host(params.source_ref))
+    return list(dict.fromkeys(hosts))
+
+
+def _args(params: PushParams, mode: str, pod: str, mounts: list[Mount], settings: Settings) -> list[str]:
+    storage_root = None
+    if mode in ("buildah", "skopeo"):
+        if mounts and params.storage != "ephemeral":
+            storage_root = f"{mounts[0].mount_path}/.modelpush/{pod}"
+        else:
+            storage_root = f"{SCRATCH_DIR}/{pod}"
+    if mode == "build":
+        args = ["build", "--context", params.source_path or "", "--image", params.image]
+        if params.base:
+            args += ["--base", params.base]
+    elif mode == "copy":
+        args = ["copy", params.source_ref or "", params.image]
+    elif mode == "buildah":
+        args = ["buildah", "--context", params.source_path or "", "--image", params.image]
+        args += ["--storage", storage_root or ""]
+        if params.base:
+            args += ["--base", params.base]
+        if params.containerfile:
+            cf = params.containerfile
+            args += ["--containerfile", cf if cf.startswith("/") else f"{params.source_path}/{cf}"]
+    else:
+        args = ["skopeo", params.source_ref or "", params.image, "--tmpdir", storage_root or ""]
+    for host in _insecure(params, settings):
+        args += ["--insecure-registry", host]
+    if params.registry_secret:
+        args += ["--authfile", f"{AUTH_DIR}/{AUTH_KEY}"]
+    args += ["--result-file", TERMINATION_PATH]
+    return args
+
+
+def _affinity(mounts: list[Mount]) -> dict[str, Any] | None:
+    """A ReadWriteOnce volume already attached to a node pins the pod there (Tekton's affinity assistant
+    does this for TaskRun pods, but ours are not TaskRuns)."""
+    nodes = sorted({m.pvc.node for m in mounts if m.pvc.node and set(m.pvc.access_modes) & set(RWO_MODES)})
+    if not nodes:
+        return None
+    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": nodes}]}
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+
+
+def build_pod(
+    run: CustomRun,
+    params: PushParams,
+    attempt: int,
+    settings: Settings,
+    facts: Facts,
+    deadline_seconds: float | None,
+    storage_override: int | None = None,
+) -> PodPlan:
+    mode = params.resolved_mode
+    name = naming.pod_name(run.metadata.name, attempt)
+    mounts = plan_mounts(run, params, mode, facts)
+    res = resources(params, mode, settings, storage_override)
+    storage = format_quantity(res.ephemeral_storage)
+    native = mode in NATIVE_MODES
+    privileged = mode == "buildah" and settings.allow_privileged_buildah
+
+    volume_mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": TMP_DIR}]
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    for m in mounts:
+        vm: dict[str, Any] = {"name": m.volume, "mountPath": m.mount_path, "readOnly": m.read_only}
+        if m.sub_path:
+            vm["subPath"] = m.sub_path
+        volume_mounts.append(vm)
+        volumes.append({"name": m.volume, "persistentVolumeClaim": {"claimName": m.claim}})
+    if mode in ("buildah", "skopeo") and (not mounts or params.storage == "ephemeral"):
+        volume_mounts.append({"name": "scratch", "mountPath": SCRATCH_DIR})
+        volumes.append({"name": "scratch", "emptyDir": {}})
+    if params.registry_secret:
+        volume_mounts.append({"name": "registry-auth", "mountPath": AUTH_DIR, "readOnly": True})
+        volumes.append({"name": "registry-auth", "secret": {"secretName": params.registry_secret}})
+
+    container_sc: dict[str, Any] = {"allowPrivilegeEscalation": privileged, "privileged": privileged}
+    if not privileged:
+        container_sc["capabilities"] = {"drop": ["ALL"]}
+    if native:
+        container_sc["readOnlyRootFilesystem"] = True
+    pod_sc: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if not privileged:
+        pod_sc.update(
+            runAsNonRoot=True,
+            runAsUser=settings.run_as_user,
+            runAsGroup=settings.run_as_user,
+            fsGroup=settings.run_as_user,
+        )
+
+    labels = {
+        naming.MANAGED_BY: naming.MANAGER,
+        "app.kubernetes.io/name": "model-image-push",
+        naming.LABEL_RUN: naming.label_value(run.metadata.name),
+        naming.LABEL_ATTEMPT: str(attempt),
+        naming.LABEL_MODE: mode,
+    }
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "securityContext": pod_sc,
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": settings.work_image,
+                "imagePullPolicy": settings.image_pull_policy,
+                "command": ["python3", "-m", "controller.push"],
+                "args": _args(params, mode, name, mounts, settings),
+                "env": [{"name": "TMPDIR", "value": TMP_DIR}, {"name": "HOME", "value": TMP_DIR}],
+                "resources": {
+                    "requests": {
+                        "cpu": res.cpu_request,
+                        "memory": res.memory_request,
+                        "ephemeral-storage": storage,
+                    },
+                    "limits": {
+                        "cpu": res.cpu_limit,
+                        "memory": res.memory_limit,
+                        "ephemeral-storage": storage,
+                    },
+                },
+                "volumeMounts": volume_mounts,
+                "securityContext": container_sc,
+                "terminationMessagePath": TERMINATION_PATH,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }
+        ],
+        "volumes": volumes,
+    }
+    sa = settings.pod_service_account or run.spec.service_account_name
+    if sa:
+        spec["serviceAccountName"] = sa
+    if deadline_seconds is not None:
+        spec["activeDeadlineSeconds"] = max(1, math.ceil(deadline_seconds))
+    if params.node_selector:
+        spec["nodeSelector"] = dict(params.node_selector)
+    if params.tolerations:
+        spec["tolerations"] = [dict(t) for t in params.tolerations]
+    affinity = _affinity(mounts)
+    if affinity:
+        spec["affinity"] = affinity
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": run.metadata.namespace,
+            "labels": labels,
+            "annotations": {"modelpush.dev/customrun": run.metadata.name},
+            "ownerReferences": [
+                {
+                    "apiVersion": run.api_version,
+                    "kind": run.kind,
+                    "name": run.metadata.name,
+                    "uid": run.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": spec,
+    }
+    return PodPlan(name, attempt, mode, res.ephemeral_storage, manifest)

@@ -1,0 +1,1 @@
+"""Pydantic views of the objects the controller reads and writes (no I/O)."""

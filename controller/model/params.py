@@ -1,0 +1,222 @@
+"""The ModelImagePush params, validated once with pydantic.
+
+Every validator raises ValueError with a message that says what is allowed; `logic.params` turns
+pydantic's errors into one `InvalidParams` message naming the param and the value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from controller.model.quantity import parse_quantity
+
+Mode = Literal["auto", "build", "copy", "buildah", "skopeo"]
+Storage = Literal["workspace", "ephemeral"]
+MODES = ("auto", "build", "copy", "buildah", "skopeo")
+
+# host[:port]/path[:tag][@digest]; the host part must contain a dot or colon or be localhost (like docker)
+_REF = re.compile(
+    r"^(?P<host>[a-zA-Z0-9.-]+(?::[0-9]+)?)/(?P<path>[a-z0-9]+(?:[._/-]+[a-z0-9]+)*)"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_HOSTPORT = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$")
+_TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
+
+PARAM_HELP: dict[str, str] = {
+    "source": "dir://<absolute path inside a workspace, e.g. /workspace/model> or docker://<image reference>",
+    "image": "the destination image reference host[:port]/repo[:tag], e.g. quay.io/acme/model:v1",
+    "mode": "one of auto, build, copy, buildah, skopeo",
+    "base": "a base image reference host[:port]/repo[:tag] (build and buildah modes only)",
+    "containerfile": "a path to a Containerfile inside the context directory (buildah mode only)",
+    "ephemeral-storage": "a Kubernetes quantity such as 512Mi or 20Gi",
+    "model-size": "a Kubernetes quantity such as 48Gi (the model's size, used to size buildah/skopeo pods)",
+    "registry-secret": "the name of a kubernetes.io/dockerconfigjson Secret in the CustomRun's namespace",
+    "insecure-registries": "registry hosts host[:port], comma-separated or an array",
+    "node-selector": 'a JSON object of node labels, e.g. {"disk": "large"}',
+    "tolerations": 'a JSON array of pod tolerations, e.g. [{"key": "k", "operator": "Exists"}]',
+    "tls-verify": "true or false",
+    "storage": "workspace (buildah/skopeo storage on the workspace PVC) or ephemeral (pod-local storage)",
+}
+
+
+def _strip_docker(value: str) -> str:
+    return value[len("docker://") :] if value.startswith("docker://") else value
+
+
+def check_image_ref(value: str) -> str:
+    ref = _strip_docker(value.strip())
+    if not _REF.match(ref):
+        raise ValueError("must be an image reference host[:port]/repo[:tag] or ...@sha256:<digest>")
+    return ref
+
+
+def ref_host(ref: str) -> str:
+    return _strip_docker(ref).split("/", 1)[0]
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError("must be a string")
+
+
+class PushParams(BaseModel):
+    """Validated params of one run; field aliases are the Tekton param names."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    source: str
+    image: str
+    mode: Mode = "auto"
+    base: str | None = None
+    containerfile: str | None = None
+    ephemeral_storage: int | None = Field(default=None, alias="ephemeral-storage")
+    model_size: int | None = Field(default=None, alias="model-size")
+    registry_secret: str | None = Field(default=None, alias="registry-secret")
+    insecure_registries: tuple[str, ...] = Field(default=(), alias="insecure-registries")
+    node_selector: dict[str, str] = Field(default_factory=dict, alias="node-selector")
+    tolerations: tuple[dict[str, Any], ...] = ()
+    tls_verify: bool = Field(default=True, alias="tls-verify")
+    storage: Storage | None = None
+
+    @field_validator("source", mode="before")
+    @classmethod
+    def _source(cls, value: Any) -> str:
+        text = _as_text(value).strip()
+        if text.startswith("dir://"):
+            path = text[len("dir://") :]
+            if not path.startswith("/"):
+                raise ValueError("dir:// needs an absolute path, e.g. dir:///workspace/model")
+            if any(part == ".." for part in path.split("/")):
+                raise ValueError("dir:// path must not contain '..'")
+            return "dir://" + path.rstrip("/") if path != "/" else text
+        if text.startswith("docker://"):
+            check_image_ref(text)
+            return text
+        raise ValueError("must start with dir:// (model files in a workspace) or docker:// (an image)")
+
+    @field_validator("image", "base", mode="before")
+    @classmethod
+    def _ref(cls, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        return check_image_ref(_as_text(value))
+
+    @field_validator("mode", "storage", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        if value == "":
+            return None
+        return _as_text(value).strip().lower()
+
+    @field_validator("containerfile", mode="before")
+    @classmethod
+    def _containerfile(cls, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        text = _as_text(value).strip()
+        if any(part == ".." for part in text.split("/")):
+            raise ValueError("must stay inside the context directory (no '..')")
+        return text
+
+    @field_validator("ephemeral_storage", "model_size", mode="before")
+    @classmethod
+    def _quantity(cls, value: Any) -> int | None:
+        if value is None or value == "":
+            return None
+        size = parse_quantity(_as_text(value))
+        if size <= 0:
+            raise ValueError("must be greater than zero")
+        return size
+
+    @field_validator("registry_secret", mode="before")
+    @classmethod
+    def _secret(cls, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        text = _as_text(value).strip()
+        if not _DNS1123.match(text):
+            raise ValueError("must be a Secret name (lower-case DNS-1123)")
+        return text
+
+    @field_validator("insecure_registries", mode="before")
+    @classmethod
+    def _insecure(cls, value: Any) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        items = value if isinstance(value, list) else re.split(r"[,\s]+", _as_text(value))
+        hosts = tuple(str(item).strip() for item in items if str(item).strip())
+        for host in hosts:
+            if not _HOSTPORT.match(host):
+                raise ValueError(f"{host!r} is not host[:port]")
+        return hosts
+
+    @field_validator("node_selector", mode="before")
+    @classmethod
+    def _node_selector(cls, value: Any) -> dict[str, str]:
+        if value is None or value == "":
+            return {}
+        data = _json(value)
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError("must be a JSON object of string label values")
+        return data
+
+    @field_validator("tolerations", mode="before")
+    @classmethod
+    def _tolerations(cls, value: Any) -> tuple[dict[str, Any], ...]:
+        if value is None or value == "":
+            return ()
+        data = _json(value)
+        if not isinstance(data, list) or not all(isinstance(t, dict) for t in data):
+            raise ValueError("must be a JSON array of toleration objects")
+        for tol in data:
+            unknown = set(tol) - _TOLERATION_KEYS
+            if unknown:
+                allowed = sorted(_TOLERATION_KEYS)
+                raise ValueError(f"unknown toleration field(s) {sorted(unknown)}; allowed {allowed}")
+        return tuple(data)
+
+    @field_validator("tls_verify", mode="before")
+    @classmethod
+    def _bool(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        text = _as_text(value).strip().lower()
+        if text in ("true", "1", "yes"):
+            return True
+        if text in ("false", "0", "no"):
+            return False
+        raise ValueError("must be true or false")
+
+    @property
+    def resolved_mode(self) -> str:
+        return resolve_mode(self.mode, self.source)
+
+    @property
+    def source_path(self) -> str | None:
+        return self.source[len("dir://") :] if self.source.startswith("dir://") else None
+
+    @property
+    def source_ref(self) -> str | None:
+        return _strip_docker(self.source) if self.source.startswith("docker://") else None
+
+
+def resolve_mode(mode: str, source: str) -> str:
+    """auto picks the native mode that fits the source: dir:// builds, docker:// copies."""
+    if mode != "auto":
+        return mode
+    return "build" if source.startswith("dir://") else "copy"
+
+
+def _json(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"is not valid JSON ({exc.msg} at position {exc.pos})") from None

@@ -1,0 +1,69 @@
+"""Credentials and auth challenges (pure parts): Docker config.json lookup and WWW-Authenticate parsing."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidInput
+
+_CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class Challenge:
+    scheme: str  # "basic" or "bearer", lowercased
+    params: dict[str, str]
+
+
+def parse_challenge(header: str) -> Challenge:
+    """Parse `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {
+        m.group(1).lower(): (m.group(2) if m.group(2) is not None else m.group(3))
+        for m in _CHALLENGE_PARAM.finditer(rest)
+    }
+    return Challenge(scheme.lower(), params)
+
+
+def _normalise_host(key: str) -> str:
+    """config.json keys may be URLs (`https://index.docker.io/v1/`) or bare hosts."""
+    host = re.sub(r"^[a-z]+://", "", key).split("/", 1)[0]
+    if host in ("index.docker.io", "docker.io"):
+        return "registry-1.docker.io"
+    return host
+
+
+def load_authfile(path: Path) -> dict[str, Credentials]:
+    """Read a Docker config.json (or a `.dockerconfigjson` Secret's content) into host -> credentials."""
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise InvalidInput(f"--authfile {path}: file not found") from exc
+    except (OSError, ValueError) as exc:
+        raise InvalidInput(f"--authfile {path}: not a readable JSON file ({exc})") from exc
+    auths = doc.get("auths", doc) if isinstance(doc, dict) else None
+    if not isinstance(auths, dict):
+        raise InvalidInput(f"--authfile {path}: expected an object with an 'auths' map")
+    out: dict[str, Credentials] = {}
+    for key, entry in auths.items():
+        if not isinstance(entry, dict):
+            continue
+        user, pw = entry.get("username"), entry.get("password")
+        if entry.get("auth"):
+            try:
+                user, _, pw = base64.b64decode(entry["auth"]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise InvalidInput(f"--authfile {path}: entry {key!r} has an invalid 'auth' value") from exc
+        if user is not None and pw is not None:
+            out[_normalise_host(key)] = Credentials(str(user), str(pw))
+    return out

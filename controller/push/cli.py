@@ -1,0 +1,244 @@
+"""`python -m controller.push`: argument parsing, exit codes and result documents (contract A)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import traceback
+from pathlib import Path
+
+from .auth import Credentials, load_authfile
+from .client import ClientOptions, RegistryClient
+from .errors import InvalidInput, PushError
+from .progress import Progress
+from .reference import parse_reference
+from .result import ErrorBody, ErrorResult, PushResult, write_result
+
+DESCRIPTION = """\
+Push an ML model directory to an OCI registry as an image, or copy an image between registries,
+streaming: nothing is staged on local disk and memory stays bounded.
+
+Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 authentication/authorisation failure,
+4 registry failure (unreachable, 5xx after retries, digest mismatch, not found).
+The result (one JSON object) goes to stdout and to --result-file; progress JSON lines go to stderr.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad flags already; we also want the error in the result file."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InvalidInput(f"{self.prog}: {message}")
+
+
+def _size(text: str) -> int:
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 67108864 or 64M)") from exc
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if v < 1 or v > 64:
+        raise argparse.ArgumentTypeError("must be between 1 and 64")
+    return v
+
+
+def _positive_layers(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+    if v < 1 or v > 1000:
+        raise argparse.ArgumentTypeError("must be between 1 and 1000")
+    return v
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("registry and output options")
+    g.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="plain HTTP or unverified TLS for this registry only (repeatable); others are TLS-verified",
+    )
+    g.add_argument(
+        "--authfile", type=Path, help="Docker config.json (or .dockerconfigjson Secret) with credentials"
+    )
+    g.add_argument("--ca-file", type=Path, help="PEM bundle of CAs to trust in addition to the system's")
+    g.add_argument(
+        "--result-file", type=Path, help="also write the result JSON here (e.g. /dev/termination-log)"
+    )
+    g.add_argument(
+        "--concurrency", type=_positive, default=4, help="blobs uploaded in parallel (default 4, max 64)"
+    )
+    g.add_argument(
+        "--chunk-size",
+        type=_size,
+        default=0,
+        help="upload in PATCH chunks of this many bytes (e.g. 64M); 0 (default): one streamed PATCH per blob",
+    )
+    g.add_argument(
+        "--retries", type=int, default=5, help="attempts per request/upload before failing (default 5)"
+    )
+    g.add_argument(
+        "--progress-interval", type=float, default=2.0, help="seconds between progress lines (default 2)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m controller.push",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    b = sub.add_parser(
+        "build", help="stream a model directory into an image (one tar layer per file under /models)"
+    )
+    b.add_argument(
+        "--context", type=Path, required=True, help="model directory; every file becomes /models/<path>"
+    )
+    b.add_argument("--image", required=True, help="destination reference, e.g. registry:5000/ns/model:tag")
+    b.add_argument("--base", help="base image whose layers go first (mounted or streamed, never downloaded)")
+    b.add_argument("--platform", default="linux/amd64", help="os/arch for the config and base selection")
+    b.add_argument(
+        "--max-layers",
+        type=_positive_layers,
+        default=100,
+        help="layer budget for the model (default 100; overlayfs allows ~128 in total): one layer per file "
+        "up to this, beyond it the largest files keep their own layer and the rest share one",
+    )
+    _common(b)
+
+    c = sub.add_parser("copy", help="copy an image or multi-arch index between registries, digests preserved")
+    c.add_argument("src", help="source reference (docker:// prefix accepted)")
+    c.add_argument("dst", help="destination reference")
+    _common(c)
+
+    bb = sub.add_parser(
+        "buildah", help="compatibility: `buildah bud` + `buildah push` with storage on --storage"
+    )
+    bb.add_argument("--context", type=Path, required=True, help="build context directory")
+    bb.add_argument("--image", required=True, help="destination reference")
+    bb.add_argument(
+        "--storage", type=Path, required=True, help="directory for buildah root, runroot, TMPDIR, HOME"
+    )
+    bb.add_argument("--containerfile", type=Path, help="Containerfile; default: generated COPY into /models")
+    bb.add_argument("--base", help="FROM image for the generated Containerfile (default scratch)")
+    _common(bb)
+
+    s = sub.add_parser("skopeo", help="compatibility: `skopeo copy --all` with TMPDIR on --tmpdir")
+    s.add_argument("src", help="source reference")
+    s.add_argument("dst", help="destination reference")
+    s.add_argument("--tmpdir", type=Path, help="TMPDIR for skopeo (e.g. a PVC path)")
+    _common(s)
+    return parser
+
+
+def client_options(args: argparse.Namespace) -> ClientOptions:
+    creds: dict[str, Credentials] = {}
+    if args.authfile is not None:
+        creds = load_authfile(args.authfile)
+    if args.ca_file is not None and not args.ca_file.is_file():
+        raise InvalidInput(f"--ca-file {args.ca_file}: file not found")
+    if args.retries < 1 or args.retries > 20:
+        raise InvalidInput("--retries must be between 1 and 20")
+    return ClientOptions(
+        insecure=frozenset(args.insecure_registry),
+        ca_file=args.ca_file,
+        credentials=creds,
+        retries=args.retries,
+        connections=max(8, args.concurrency * 2 + 2),
+    )
+
+
+async def run(args: argparse.Namespace) -> PushResult:
+    opts = client_options(args)
+    progress = Progress(interval=args.progress_interval)
+    if args.command == "build":
+        from .build import build_image
+
+        parts = args.platform.split("/")
+        if len(parts) != 2 or not all(parts):
+            raise InvalidInput(f"--platform {args.platform!r}: expected os/arch, e.g. linux/amd64")
+        dst = parse_reference(args.image)
+        base = parse_reference(args.base) if args.base else None
+        async with RegistryClient(opts) as client:
+            return await build_image(
+                client,
+                args.context,
+                dst,
+                base=base,
+                concurrency=args.concurrency,
+                chunk_size=args.chunk_size,
+                platform=(parts[0], parts[1]),
+                progress=progress,
+                image_text=args.image,
+                max_layers=args.max_layers,
+            )
+    if args.command == "copy":
+        from .copy import copy_image
+
+        src, dst = parse_reference(args.src), parse_reference(args.dst)
+        async with RegistryClient(opts) as client:
+            return await copy_image(
+                client,
+                src,
+                dst,
+                concurrency=args.concurrency,
+                chunk_size=args.chunk_size,
+                progress=progress,
+                image_text=args.dst,
+            )
+    from . import compat
+
+    if args.command == "buildah":
+        return await compat.run_buildah(args, opts)
+    return await compat.run_skopeo(args, opts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    result_file: Path | None = None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Find --result-file before parsing, so even a parse error lands in the termination message.
+    for i, a in enumerate(argv):
+        if a == "--result-file" and i + 1 < len(argv):
+            result_file = Path(argv[i + 1])
+        elif a.startswith("--result-file="):
+            result_file = Path(a.split("=", 1)[1])
+    try:
+        args = build_parser().parse_args(argv)
+        result = asyncio.run(run(args))
+    except PushError as exc:
+        _fail(exc.kind, str(exc), result_file)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _fail("internal", "interrupted", result_file)
+        return 130
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        _fail("internal", f"{type(exc).__name__}: {exc}", result_file)
+        return 1
+    write_result(result, result_file)
+    return 0
+
+
+def _fail(kind: str, message: str, result_file: Path | None) -> None:
+    sys.stderr.write(f"error ({kind}): {message}\n")
+    doc = ErrorResult(error=ErrorBody(kind=kind, message=message))
+    try:
+        write_result(doc, result_file)
+    except OSError as exc:
+        sys.stderr.write(f"cannot write --result-file: {exc}\n")

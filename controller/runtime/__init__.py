@@ -1,0 +1,1 @@
+"""Work queue, timers and shutdown plumbing."""

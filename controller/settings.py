@@ -1,0 +1,122 @@
+"""Controller settings: environment (prefix MODELPUSH_) over an optional YAML/JSON file over defaults.
+
+The file (a mounted ConfigMap) is named by MODELPUSH_CONFIG_FILE or `--config`; its keys are the field
+names below (snake_case). Sizes are Kubernetes quantities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+from controller.model.quantity import parse_quantity
+
+DEFAULT_WORK_IMAGE = "quay.io/modelpush/model-image-push:latest"
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Reads the optional settings file; lower priority than the environment."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        path = os.environ.get("MODELPUSH_CONFIG_FILE", "")
+        self._data: dict[str, Any] = {}
+        if path:
+            text = Path(path).read_text()
+            data = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+            self._data = {str(k).replace("-", "_"): v for k, v in (data or {}).items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._data.items() if k in self.settings_cls.model_fields}
+
+
+def _split(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+    return list(value)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELPUSH_", extra="ignore")
+
+    # where to work
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: all namespaces
+    kubeconfig: str | None = None  # else $KUBECONFIG, else in-cluster
+    # work pods
+    work_image: str = DEFAULT_WORK_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    pod_service_account: str | None = None  # else the CustomRun's serviceAccountName, else default
+    insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allow_privileged_buildah: bool = False
+    run_as_user: int = 65532
+    # sizing policy (quantities)
+    native_ephemeral_storage: int = parse_quantity("256Mi")
+    native_cpu_request: str = "100m"
+    native_cpu_limit: str = "2"
+    native_memory_request: str = "256Mi"
+    native_memory_limit: str = "1Gi"
+    compat_storage_ratio: float = 2.5
+    compat_storage_floor: int = parse_quantity("1Gi")
+    compat_storage_ceiling: int = parse_quantity("200Gi")
+    compat_cpu_request: str = "500m"
+    compat_cpu_limit: str = "2"
+    compat_memory_request: str = "512Mi"
+    compat_memory_limit: str = "2Gi"
+    # failure handling
+    retry_on_eviction: bool = True
+    eviction_retries: int = 1
+    eviction_growth: float = 1.5
+    retry_delay_seconds: float = 0.0
+    default_timeout_seconds: float = 3600.0  # Tekton: nil timeout means 60 minutes
+    image_pull_grace_seconds: float = 300.0  # ErrImagePull/ImagePullBackOff this long fails the attempt
+    # process
+    max_concurrent_reconciles: int = 8
+    resync_seconds: float = 300.0
+    watch_timeout_seconds: int = 300
+    metrics_host: str = "0.0.0.0"
+    metrics_port: int = 8080
+    log_level: str = "INFO"
+    # leader election
+    leader_election: bool = True
+    lease_name: str = "model-image-push-controller"
+    lease_namespace: str = "default"
+    lease_duration_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_period_seconds: float = 2.0
+    identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+
+    @field_validator("namespaces", "insecure_registries", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> list[str]:
+        return _split(value)
+
+    @field_validator(
+        "native_ephemeral_storage", "compat_storage_floor", "compat_storage_ceiling", mode="before"
+    )
+    @classmethod
+    def _quantities(cls, value: Any) -> int:
+        return parse_quantity(value) if isinstance(value, str) else int(value)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _FileSource(settings_cls))

@@ -1,0 +1,327 @@
+"""LocalCluster: etcd + kube-apiserver + kube-controller-manager + kube-scheduler on loopback.
+
+Every component runs detached in its own process group with a pid file under ``<workdir>/pids`` so that
+``stop()`` (or ``python -m hack.localcluster down`` from another process) can kill whole groups.
+"""
+
+import json
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hack.localcluster.binaries import REPO, bin_dir
+from hack.localcluster.certs import Pki, make_pki
+from hack.localcluster.kubeconfig import write_kubeconfig
+from hack.localcluster.ports import free_port
+from hack.localcluster.procs import alive, read_pid, spawn, stop_recorded
+from hack.localcluster.rest import Rest
+
+MANIFESTS = REPO / "hack" / "manifests"
+SERVICE_CIDR = "10.0.0.0/24"
+CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Controllers a real cluster would run that our tests depend on (GC, namespace deletion, service accounts,
+# quota status, the kube-root-ca.crt ConfigMap, and the finalizers the storage admission plugin adds).
+CONTROLLERS = (
+    "garbage-collector-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "resourcequota-controller",
+    "root-ca-certificate-publisher-controller",
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
+)
+
+
+class ClusterError(RuntimeError):
+    pass
+
+
+def _wait(
+    what: str, check: Any, timeout: float, pid_names: tuple[str, ...] = (), piddir: Path | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        for name in pid_names:
+            pid = read_pid(piddir, name) if piddir else None
+            if pid is not None and not alive(pid):
+                raise ClusterError(f"{name} exited while waiting for {what}; see its log")
+        time.sleep(0.25)
+    raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class LocalCluster:
+    def __init__(self, workdir: Path | str, die_with_parent: bool = False) -> None:
+        """``die_with_parent``: processes get SIGTERM when the process that started them exits (fixtures);
+        off for `up`, whose processes outlive the CLI. Call start() from the main thread then."""
+        self.workdir = Path(workdir).resolve()
+        self.die_with_parent = die_with_parent
+        self.piddir = self.workdir / "pids"
+        self.logdir = self.workdir / "logs"
+        self.kubeconfig = self.workdir / "kubeconfig"
+        self._state_file = self.workdir / "state.json"
+        self.pki: Pki | None = None
+        self.etcd_port = 0
+        self.apiserver_port = 0
+        self._load_state()
+
+    # -- public attributes -------------------------------------------------------------------------
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.apiserver_port}"
+
+    @property
+    def etcd_url(self) -> str:
+        return f"http://127.0.0.1:{self.etcd_port}"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "pki" / "ca.crt"
+
+    def rest(self) -> Rest:
+        assert self.pki is not None
+        return Rest(self.server, self.pki.ca_crt, self.pki.admin_crt, self.pki.admin_key)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def running(self) -> bool:
+        """True when every core process is alive and the apiserver answers /readyz."""
+        if not self.apiserver_port or self.pki is None:
+            return False
+        for name in CORE:
+            pid = read_pid(self.piddir, name)
+            if pid is None or not alive(pid):
+                return False
+        return self.rest().ok("/readyz")
+
+    def start(self, timeout: float = 120.0) -> "LocalCluster":
+        """Starts the control plane and installs hack/manifests; a no-op if it is already running."""
+        if self.running():
+            return self
+        self.stop()
+        bins = bin_dir()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.pki = make_pki(self.workdir / "pki")
+        self.etcd_port, self.apiserver_port = free_port(), free_port()
+        self._save_state()
+        try:
+            self._start_etcd(bins, timeout)
+            self._start_apiserver(bins, timeout)
+            write_kubeconfig(
+                self.kubeconfig, self.server, self.pki.ca_crt, self.pki.admin_crt, self.pki.admin_key
+            )
+            self.install_manifests(timeout)
+            self._start_controllers(bins, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stops everything started from this workdir: extras (node agents, registry) first, then the core."""
+        extras = (
+            sorted(p.stem for p in self.piddir.glob("*.pid") if p.stem not in CORE)
+            if self.piddir.exists()
+            else []
+        )
+        stop_recorded(self.piddir, extras)
+        stop_recorded(self.piddir, tuple(reversed(CORE)))
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+        """Runs an extra process (node agent, registry) whose lifetime is tied to this cluster."""
+        # cwd = repo root, so `python -m hack.*` children import the checkout wherever we were started from.
+        return spawn(name, argv, self.piddir, self.logdir, env, self.die_with_parent, cwd=REPO)
+
+    def start_node_agent(
+        self, nodes: list[dict[str, Any]], state_dir: Path, name: str = "nodeagent", timeout: float = 60.0
+    ) -> None:
+        """Starts ``python -m hack.nodeagent`` for ``nodes`` (see hack.nodeagent.config.NodeConfig) and waits
+        until each Node is Ready and schedulable."""
+        cfg = self.workdir / f"{name}.json"
+        text = json.dumps({"nodes": nodes, "state_dir": str(state_dir)}, sort_keys=True)
+        pid = read_pid(self.piddir, name)
+        if pid is not None and alive(pid) and cfg.exists() and cfg.read_text() != text:
+            stop_recorded(self.piddir, [name])  # different nodes asked for: restart the agent with them
+            pid = None
+        cfg.write_text(text)
+        since = ""  # when we (re)start the agent, stale Ready conditions from before must not count
+        if pid is None or not alive(pid):
+            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            argv = [sys.executable, "-m", "hack.nodeagent", "--kubeconfig", str(self.kubeconfig)]
+            argv += ["--config", str(cfg), "--state-dir", str(state_dir)]
+            self.spawn(name, argv)
+        rest = self.rest()
+
+        def ready() -> bool:
+            for n in nodes:
+                code, obj = rest.request("GET", f"/api/v1/nodes/{n['name']}")
+                if code != 200 or not isinstance(obj, dict):
+                    return False
+                conds = {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
+                taints = {t["key"] for t in obj.get("spec", {}).get("taints", []) or []}
+                ready = conds.get("Ready", {})
+                if ready.get("status") != "True" or "node.kubernetes.io/not-ready" in taints:
+                    return False
+                if ready.get("lastHeartbeatTime", "") < since:
+                    return False
+                # After a restart with new settings, wait until the new agent has written them.
+                alloc = obj.get("status", {}).get("allocatable", {}).get("ephemeral-storage")
+                if alloc != n.get("ephemeral", "10Gi"):
+                    return False
+            return True
+
+        _wait("node agent nodes Ready", ready, timeout, (name,), self.piddir)
+
+    # -- components --------------------------------------------------------------------------------
+    def _start_etcd(self, bins: Path, timeout: float) -> None:
+        peer = free_port()
+        data = self.workdir / "etcd-data"
+        argv = [
+            str(bins / "etcd"),
+            "--name=default",
+            f"--data-dir={data}",
+            f"--listen-client-urls={self.etcd_url}",
+            f"--advertise-client-urls={self.etcd_url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer}",
+            "--initial-cluster-state=new",
+            # Test data is throwaway: skipping fsync keeps a 2-core box responsive.
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ]
+        self.spawn("etcd", argv)
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(self.etcd_url + "/health", timeout=2) as r:
+                    return bool(json.loads(r.read()).get("health") == "true")
+            except OSError:
+                return False
+
+        _wait("etcd health", healthy, timeout, ("etcd",), self.piddir)
+
+    def _start_apiserver(self, bins: Path, timeout: float) -> None:
+        pki = self.pki
+        assert pki is not None
+        argv = [
+            str(bins / "kube-apiserver"),
+            f"--etcd-servers={self.etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={self.apiserver_port}",
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            f"--tls-cert-file={pki.serving_crt}",
+            f"--tls-private-key-file={pki.serving_key}",
+            f"--client-ca-file={pki.ca_crt}",
+            f"--service-account-key-file={pki.sa_pub}",
+            f"--service-account-signing-key-file={pki.sa_key}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--api-audiences=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            # Already in the default set; listed so the intent survives a change of defaults.
+            "--enable-admission-plugins=LimitRanger,ResourceQuota,ServiceAccount,NamespaceLifecycle",
+            # Watches are served by etcd directly, so a compacted resourceVersion gives a real 410 Gone
+            # (with the watch cache, old versions are answered from memory and no 410 would be seen).
+            "--watch-cache=false",
+            "--enable-priority-and-fairness=false",
+            # The `kubernetes` Service endpoints cannot be a loopback address; nothing here needs them.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--v=1",
+        ]
+        self.spawn("kube-apiserver", argv)
+        rest = self.rest()
+        _wait("kube-apiserver /readyz", lambda: rest.ok("/readyz"), timeout, ("kube-apiserver",), self.piddir)
+
+    def _start_controllers(self, bins: Path, timeout: float) -> None:
+        pki = self.pki
+        assert pki is not None
+        kc = str(self.kubeconfig)
+        common = [f"--kubeconfig={kc}", "--leader-elect=false", "--secure-port=0", "--v=1"]
+        self.spawn(
+            "kube-controller-manager",
+            [
+                str(bins / "kube-controller-manager"),
+                *common,
+                f"--controllers={','.join(CONTROLLERS)}",
+                f"--service-account-private-key-file={pki.sa_key}",
+                f"--root-ca-file={pki.ca_crt}",
+                "--use-service-account-credentials=false",
+            ],
+        )
+        self.spawn("kube-scheduler", [str(bins / "kube-scheduler"), *common])
+        rest = self.rest()
+        # The serviceaccount controller creating `default` proves the controller-manager is working.
+        _wait(
+            "default ServiceAccount (kube-controller-manager)",
+            lambda: rest.ok("/api/v1/namespaces/default/serviceaccounts/default"),
+            timeout,
+            ("kube-controller-manager", "kube-scheduler"),
+            self.piddir,
+        )
+
+    def install_manifests(self, timeout: float = 60.0) -> None:
+        """Creates (or updates) every object in hack/manifests/*.yaml; waits for CRDs to be Established."""
+        rest = self.rest()
+        for path in sorted(MANIFESTS.glob("*.yaml")):
+            for doc in yaml.safe_load_all(path.read_text()):
+                if not doc:
+                    continue
+                if doc.get("kind") != "CustomResourceDefinition":
+                    raise ClusterError(f"{path}: only CustomResourceDefinitions are supported here")
+                self._apply_crd(rest, doc, timeout)
+
+    @staticmethod
+    def _apply_crd(rest: Rest, doc: dict[str, Any], timeout: float) -> None:
+        base = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        name = doc["metadata"]["name"]
+        code, obj = rest.request("POST", base, doc)
+        if code == 409:
+            _, cur = rest.request("GET", f"{base}/{name}")
+            assert isinstance(cur, dict)
+            rv = cur["metadata"]["resourceVersion"]
+            update = {**doc, "metadata": {**doc["metadata"], "resourceVersion": rv}}
+            code, obj = rest.request("PUT", f"{base}/{name}", update)
+        if code not in (200, 201):
+            raise ClusterError(f"installing CRD {name}: HTTP {code}: {obj}")
+
+        def established() -> bool:
+            c, o = rest.request("GET", f"{base}/{name}")
+            conds = ((o.get("status") or {}).get("conditions") or []) if isinstance(o, dict) else []
+            return c == 200 and any(x["type"] == "Established" and x["status"] == "True" for x in conds)
+
+        try:
+            _wait(f"CRD {name} Established", established, min(timeout, 20.0))
+        except ClusterError:
+            # An apiserver stopped within seconds of creating the CRD can leave it "Installing" forever
+            # (the establishing controller only reacts to name changes): recreate it.
+            rest.request("DELETE", f"{base}/{name}")
+            _wait(f"CRD {name} deleted", lambda: rest.request("GET", f"{base}/{name}")[0] == 404, timeout)
+            code, obj = rest.request("POST", base, doc)
+            if code != 201:
+                raise ClusterError(f"recreating CRD {name}: HTTP {code}: {obj}") from None
+            _wait(f"CRD {name} Established", established, timeout)
+
+    # -- state -------------------------------------------------------------------------------------
+    def _save_state(self) -> None:
+        self._state_file.write_text(
+            json.dumps({"etcd_port": self.etcd_port, "apiserver_port": self.apiserver_port})
+        )
+
+    def _load_state(self) -> None:
+        try:
+            st = json.loads(self._state_file.read_text())
+        except (OSError, ValueError):
+            return
+        self.etcd_port = int(st["etcd_port"])
+        self.apiserver_port = int(st["apiserver_port"])
+        pki_dir = self.workdir / "pki"
+        if (pki_dir / "sa.pub").exists():
+            self.pki = make_pki(pki_dir)

@@ -1,0 +1,254 @@
+"""Local OCI registry: Debian's `docker-registry` on a free 127.0.0.1 port (contract B).
+
+Python API (async): `reg = LocalRegistry(root, tls=False, htpasswd=None)`, `await reg.start()`,
+`await reg.stop()`.
+Sync equivalents `start_sync()` / `stop_sync()` exist for scripts. Attributes: `host` ("127.0.0.1:PORT"),
+`url`, `ca_file` (with tls), `root`. With `tls=True` a self-signed CA + server certificate for 127.0.0.1
+is made with openssl; with `htpasswd={"user": "password"}` Basic auth is enabled (bcrypt hashes).
+
+CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret]` prints host:port and runs
+until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REGISTRY_BIN = os.environ.get("DOCKER_REGISTRY_BIN", "/usr/bin/docker-registry")
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_cert(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it: (ca, cert, key)."""
+    # The CA sits alone in its own dir so it can be passed as a skopeo/buildah --cert-dir too
+    # (a *.key there would be taken for a client certificate).
+    (directory / "ca").mkdir(parents=True, exist_ok=True)
+    ca_key, ca = directory / "ca.key", directory / "ca" / "ca.crt"
+    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
+    ext = directory / "server.ext"
+    ext.write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=model-image-push test CA",
+    )
+    run(
+        "openssl",
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    run(
+        "openssl",
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
+    return ca, cert, key
+
+
+def write_htpasswd(path: Path, users: dict[str, str]) -> None:
+    import bcrypt  # only needed for auth-enabled registries
+
+    lines = [f"{u}:{bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=5)).decode()}" for u, p in users.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+class LocalRegistry:
+    """One docker-registry process. Storage under `root/data`, config and logs under `root`."""
+
+    def __init__(
+        self,
+        root: Path,
+        tls: bool = False,
+        htpasswd: dict[str, str] | None = None,
+        token_auth: dict[str, str] | None = None,
+    ) -> None:
+        """`token_auth`: the registry's `auth.token` section (realm, service, issuer, rootcertbundle)."""
+        self.root = Path(root)
+        self.tls = tls
+        self.htpasswd = htpasswd
+        self.token_auth = token_auth
+        self.port = 0
+        self.ca_file: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}"
+
+    def _config(self) -> str:
+        cfg: dict = {
+            "version": 0.1,
+            "log": {"level": "warn", "formatter": "json", "accesslog": {"disabled": True}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.root / "data")},
+                "delete": {"enabled": True},
+                "maintenance": {"uploadpurging": {"enabled": False}},
+            },
+            "http": {"addr": self.host, "secret": "model-image-push-local", "relativeurls": False},
+            "health": {"storagedriver": {"enabled": False}},
+        }
+        if self.tls:
+            ca, cert, key = make_cert(self.root / "certs")
+            self.ca_file = ca
+            cfg["http"]["tls"] = {"certificate": str(cert), "key": str(key)}
+        if self.htpasswd:
+            path = self.root / "htpasswd"
+            write_htpasswd(path, self.htpasswd)
+            cfg["auth"] = {"htpasswd": {"realm": "model-image-push", "path": str(path)}}
+        elif self.token_auth:
+            cfg["auth"] = {"token": dict(self.token_auth)}
+        # docker-registry reads YAML; JSON is valid YAML.
+        return json.dumps(cfg)
+
+    def _ready(self) -> bool:
+        ctx = None
+        if self.tls and self.ca_file is not None:
+            ctx = ssl.create_default_context(cafile=str(self.ca_file))
+        try:
+            with urllib.request.urlopen(f"{self.url}/v2/", timeout=2, context=ctx):
+                return True
+        except urllib.error.HTTPError as exc:
+            return exc.code == 401  # alive, wants auth
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def start_sync(self) -> None:
+        if not Path(REGISTRY_BIN).exists():
+            raise RuntimeError(
+                f"{REGISTRY_BIN} missing: run hack/install-deps.sh (Debian package docker-registry)"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _attempt in range(3):  # the free port can be taken between probing and binding
+            self.port = free_port()
+            config = self.root / "config.yml"
+            config.write_text(self._config())
+            log = open(self.root / "registry.log", "ab")
+            self._proc = subprocess.Popen(
+                [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
+            log.close()
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline and self._proc.poll() is None:
+                if self._ready():
+                    return
+                time.sleep(0.1)
+            self.stop_sync()
+        raise RuntimeError(f"docker-registry did not start; see {self.root / 'registry.log'}")
+
+    def stop_sync(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.start_sync)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_sync)
+
+    def wipe(self) -> None:
+        """Delete stored data (registry must be stopped)."""
+        shutil.rmtree(self.root / "data", ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m hack.registry",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve", help="run a registry until killed; prints host:port")
+    serve.add_argument("--dir", type=Path, required=True, help="storage/config directory")
+    serve.add_argument(
+        "--tls", action="store_true", help="self-signed TLS (CA written to DIR/certs/ca/ca.crt)"
+    )
+    serve.add_argument("--user", action="append", default=[], metavar="USER:PASSWORD", help="htpasswd user")
+    args = parser.parse_args(argv)
+    users = dict(u.split(":", 1) for u in args.user) or None
+    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users)
+    reg.start_sync()
+    print(reg.host, flush=True)
+    stop = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    with contextlib.suppress(KeyboardInterrupt):
+        while not stop and reg._proc is not None and reg._proc.poll() is None:
+            time.sleep(0.5)
+    reg.stop_sync()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The launcher itself: certificates, a second cluster next to the session one, clean teardown, the CLI."""
+
+import os
+import socket
+import subprocess
+import sys
+
+from hack.localcluster import LocalCluster
+from hack.localcluster.binaries import REPO
+from hack.localcluster.certs import make_pki
+from hack.localcluster.procs import read_pid
+
+
+def test_serving_cert_and_admin_identity(tmp_path):
+    pki = make_pki(tmp_path / "pki")
+
+    text = subprocess.run(
+        ["openssl", "x509", "-in", str(pki.serving_crt), "-noout", "-text"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "IP Address:127.0.0.1" in text and "IP Address:10.0.0.1" in text and "DNS:localhost" in text
+    subject = subprocess.run(
+        ["openssl", "x509", "-in", str(pki.admin_crt), "-noout", "-subject"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "O = system:masters" in subject
+    subprocess.run(
+        ["openssl", "verify", "-CAfile", str(pki.ca_crt), str(pki.serving_crt), str(pki.admin_crt)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _port_free(port: int) -> bool:
+    """Nothing listens there any more (a bind test would trip over TIME_WAIT from closed connections)."""
+    with socket.socket() as s:
+        try:
+            s.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return True
+    return False
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_second_cluster_coexists_and_stops_cleanly(cluster, tmp_path):
+    other = LocalCluster(tmp_path / "other", die_with_parent=True)
+    try:
+        other.start()
+        assert other.server != cluster.server
+        assert other.running() and cluster.local.running()
+        code, version = other.rest().request("GET", "/version")
+        assert code == 200 and version["gitVersion"] == "v1.33.13"
+        pids = [read_pid(other.piddir, n) for n in ("etcd", "kube-apiserver", "kube-controller-manager")]
+        ports = [other.apiserver_port, other.etcd_port]
+    finally:
+        other.stop()
+
+    for pid in pids:
+        assert pid is not None
+        assert _gone(pid)
+    assert all(_port_free(p) for p in ports)
+    assert cluster.local.running()  # the session cluster is untouched
+
+
+def test_cli_up_is_idempotent_and_down_stops_everything(tmp_path):
+    d = tmp_path / "local"
+    cli = [sys.executable, "-m", "hack.localcluster", "--dir", str(d)]
+    try:
+        first = subprocess.run(
+            [*cli, "up", "--node-ephemeral", "1Gi"], cwd=REPO, capture_output=True, text=True
+        )
+        assert first.returncode == 0, first.stderr
+        assert f"export KUBECONFIG={d / 'kubeconfig'}" in first.stdout
+        registry = (d / "registry").read_text().strip()
+        assert registry.startswith("127.0.0.1:")
+        piddir = d / "cluster" / "pids"
+        before = {p.name: p.read_text() for p in piddir.glob("*.pid")}
+        assert {"etcd.pid", "kube-apiserver.pid", "nodeagent.pid", "registry.pid"} <= set(before)
+
+        again = subprocess.run(
+            [*cli, "up", "--node-ephemeral", "1Gi"], cwd=REPO, capture_output=True, text=True
+        )
+        assert again.returncode == 0, again.stderr
+        assert {p.name: p.read_text() for p in piddir.glob("*.pid")} == before  # nothing restarted
+        env = subprocess.run([*cli, "env"], cwd=REPO, capture_output=True, text=True)
+        assert f"export MODELPUSH_REGISTRY={registry}" in env.stdout
+    finally:
+        down = subprocess.run([*cli, "down"], cwd=REPO, capture_output=True, text=True)
+    assert down.returncode == 0, down.stderr
+    for pid in (int(v.split()[0]) for v in before.values()):
+        assert _gone(pid)
+    assert not (d / "kubeconfig").exists() and not (d / "registry").exists()
+    assert _port_free(int(registry.rsplit(":", 1)[1]))
+
+
+def test_stale_pid_file_never_signals_another_process(tmp_path):
+    # A pid file from before a reboot may name a pid that now belongs to someone else.
+    (tmp_path / "etcd.pid").write_text(f"{os.getpid()} 1\n")
+    assert read_pid(tmp_path, "etcd") is None
+    LocalCluster(tmp_path / "nothing").stop()  # and stopping a cluster that never ran is a no-op

@@ -1,0 +1,264 @@
+"""End-to-end helpers: the controller as a real process against the local cluster and registry.
+
+Each test starts its own controller(s) scoped to the test's namespace (MODELPUSH_NAMESPACES), so tests are
+isolated from each other and leader election uses a Lease in that namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from kubernetes_asyncio import client
+
+from tests.fixtures.cluster import ClusterInfo, wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+PY = str(REPO / ".venv" / "bin" / "python")
+GROUP, VERSION, PLURAL = "tekton.dev", "v1beta1", "customruns"
+
+pytestmark = pytest.mark.cluster
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ControllerProcess:
+    def __init__(self, kubeconfig: Path, namespace: str, log_path: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            "PYTHONPATH": str(REPO),
+            "MODELPUSH_NAMESPACES": namespace,
+            "MODELPUSH_METRICS_HOST": "127.0.0.1",
+            "MODELPUSH_METRICS_PORT": str(self.port),
+            "MODELPUSH_LEADER_ELECTION": "false",
+            "MODELPUSH_LEASE_NAMESPACE": namespace,
+            "MODELPUSH_LOG_LEVEL": "DEBUG",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ControllerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [PY, "-m", "controller"], cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        log.close()
+        return self
+
+    async def wait_ready(self, limit: float = 60) -> None:
+        async def ready() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, self.logs()[-3000:]
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(ready, limit, "controller /readyz")
+
+    async def metrics(self) -> str:
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/metrics") as r:
+            return await r.text()
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+async def controllers(
+    cluster: ClusterInfo, namespace: str, tmp_path: Path, registry: Any
+) -> AsyncIterator[Callable[..., Any]]:
+    """`await start(**env)` -> a ready ControllerProcess for this test's namespace; all stopped at the end."""
+    started: list[ControllerProcess] = []
+
+    async def start(wait: bool = True, **env: str) -> ControllerProcess:
+        env = {"MODELPUSH_INSECURE_REGISTRIES": registry.host, **env}
+        ctl = ControllerProcess(
+            cluster.kubeconfig, namespace, tmp_path / f"controller-{len(started)}.log", env
+        )
+        started.append(ctl.start())
+        if wait:
+            await ctl.wait_ready()
+        return ctl
+
+    yield start
+    for ctl in started:
+        ctl.stop()
+        sys.stderr.write(f"--- {ctl.log_path} (tail)\n{ctl.logs()[-4000:]}\n")
+
+
+@pytest.fixture
+def crs(kube_api: client.ApiClient, namespace: str) -> CustomRuns:
+    return CustomRuns(kube_api, namespace)
+
+
+class CustomRuns:
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.co = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.ns = namespace
+
+    async def create(
+        self,
+        name: str,
+        params: dict[str, Any],
+        workspaces: list[dict[str, Any]] | None = None,
+        **spec: Any,
+    ) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CustomRun",
+            "metadata": {"name": name, "namespace": self.ns},
+            "spec": {
+                **(
+                    {}
+                    if "customSpec" in spec
+                    else {"customRef": {"apiVersion": "modelpush.dev/v1alpha1", "kind": "ModelImagePush"}}
+                ),
+                "params": [{"name": k, "value": v} for k, v in params.items()],
+                "workspaces": workspaces or [],
+                **spec,
+            },
+        }
+        return await self.co.create_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, body)
+
+    async def get(self, name: str) -> dict[str, Any]:
+        return await self.co.get_namespaced_custom_object(GROUP, VERSION, self.ns, PLURAL, name)
+
+    async def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        await self.co.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            self.ns,
+            PLURAL,
+            name,
+            {"spec": spec},
+            _content_type="application/merge-patch+json",
+        )
+
+    async def wait_done(self, name: str, limit: float = 120) -> dict[str, Any]:
+        async def done() -> dict[str, Any] | None:
+            run = await self.get(name)
+            conds = (run.get("status") or {}).get("conditions") or []
+            return run if conds and conds[0].get("status") in ("True", "False") else None
+
+        return await wait_for(done, limit, f"CustomRun {self.ns}/{name} done")
+
+    async def wait_status(
+        self, name: str, check: Callable[[dict[str, Any]], bool], limit: float = 60
+    ) -> dict:
+        async def ok() -> dict[str, Any] | None:
+            run = await self.get(name)
+            return run if check(run.get("status") or {}) else None
+
+        return await wait_for(ok, limit, f"CustomRun {self.ns}/{name} status")
+
+    async def pods(self, run: str | None = None) -> list[dict[str, Any]]:
+        sel = "app.kubernetes.io/managed-by=model-image-push"
+        if run:
+            sel += f",modelpush.dev/customrun={run}"
+        resp = await self.core.list_namespaced_pod(self.ns, label_selector=sel, _preload_content=False)
+        try:
+            return json.loads(await resp.read())["items"]
+        finally:
+            resp.release()
+
+    async def events(self, name: str) -> list[dict[str, Any]]:
+        resp = await self.core.list_namespaced_event(
+            self.ns, field_selector=f"involvedObject.name={name}", _preload_content=False
+        )
+        try:
+            return json.loads(await resp.read())["items"]
+        finally:
+            resp.release()
+
+
+def cond(run: dict[str, Any]) -> dict[str, Any]:
+    return run["status"]["conditions"][0]
+
+
+def results(run: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r["value"] for r in run["status"].get("results") or []}
+
+
+def write_model(directory: Path, size: int = 256 * 1024, files: int = 3) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        (directory / f"shard-{i}.bin").write_bytes(os.urandom(size))
+    (directory / "config.json").write_text('{"arch": "tiny"}')
+
+
+async def push_dir(directory: Path, image: str, insecure: str) -> dict[str, Any]:
+    """Seed an image with the work-pod program itself (contract A)."""
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "controller.push",
+        "build",
+        "--context",
+        str(directory),
+        "--image",
+        image,
+        "--insecure-registry",
+        insecure,
+        cwd=REPO,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def skopeo_digest(image: str, creds: str | None = None) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "skopeo",
+        "inspect",
+        "--tls-verify=false",
+        *(["--creds", creds] if creds else []),
+        "--raw",
+        f"docker://{image}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(out).hexdigest()
+
+
+def now() -> float:
+    return time.monotonic()

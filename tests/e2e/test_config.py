@@ -1,0 +1,94 @@
+"""config/ manifests are accepted by a real API server (server-side dry run, schema validation on)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from controller.kube.client import KubeClient
+from tests.e2e.conftest import REPO
+from tests.fixtures.cluster import wait_for
+
+pytestmark = pytest.mark.cluster
+CONFIG = REPO / "config"
+# kind -> (API prefix, plural, namespaced); Pipeline/PipelineRun/ServiceMonitor need CRDs this cluster lacks
+PATHS: dict[str, tuple[str, str, bool]] = {
+    "Namespace": ("/api/v1", "namespaces", False),
+    "ServiceAccount": ("/api/v1", "serviceaccounts", True),
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Service": ("/api/v1", "services", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "ClusterRole": ("/apis/rbac.authorization.k8s.io/v1", "clusterroles", False),
+    "ClusterRoleBinding": ("/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
+    "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
+    "CustomRun": ("/apis/tekton.dev/v1beta1", "customruns", True),
+    "ModelImagePush": ("/apis/modelpush.dev/v1alpha1", "modelimagepushes", True),
+}
+FILES = [  # the CRD itself is installed for real by _install_crd (that validates it)
+    "rbac/service_account.yaml",
+    "rbac/role.yaml",
+    "rbac/role_binding.yaml",
+    "manager/namespace.yaml",
+    "manager/settings.yaml",
+    "manager/deployment.yaml",
+    "manager/service.yaml",
+    "samples/customrun-build.yaml",
+    "samples/customrun-copy.yaml",
+    "samples/customrun-buildah.yaml",
+    "samples/customrun-skopeo.yaml",
+    "samples/modelimagepush-defaults.yaml",
+]
+
+
+def _path(doc: dict[str, Any], namespace: str) -> str:
+    prefix, plural, namespaced = PATHS[doc["kind"]]
+    return f"{prefix}/namespaces/{namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
+
+
+async def _install_crd(api: KubeClient) -> None:
+    crd = yaml.safe_load((CONFIG / "crd" / "modelimagepushes.yaml").read_text())
+    from controller.kube.client import ApiError
+
+    try:
+        await api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", body=crd)
+    except ApiError as err:
+        if not err.conflict:
+            raise
+
+    async def established() -> bool:
+        obj = await api.request(
+            "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
+        )
+        return any(
+            c["type"] == "Established" and c["status"] == "True"
+            for c in (obj.get("status") or {}).get("conditions") or []
+        )
+
+    await wait_for(established, 60, "CRD established")
+
+
+async def test_config_manifests_pass_server_side_dry_run(cluster, namespace) -> None:
+    api = await KubeClient.create(str(cluster.kubeconfig))
+    try:
+        await _install_crd(api)
+        checked = []
+        for rel in FILES:
+            for doc in yaml.safe_load_all((CONFIG / rel).read_text()):
+                if not doc:
+                    continue
+                doc["metadata"].setdefault("namespace", namespace)
+                if PATHS[doc["kind"]][2]:
+                    doc["metadata"]["namespace"] = namespace  # the real one need not exist for a dry run
+                else:
+                    doc["metadata"]["name"] += f"-{namespace}"  # cluster-scoped: may exist already
+                if "generateName" in doc["metadata"] and "name" not in doc["metadata"]:
+                    doc["metadata"]["name"] = doc["metadata"].pop("generateName") + "dry"
+                await api.request(
+                    "POST", _path(doc, namespace), {"dryRun": "All", "fieldValidation": "Strict"}, doc
+                )
+                checked.append(f"{rel}:{doc['kind']}")
+        assert len(checked) == len(FILES)
+    finally:
+        await api.close()

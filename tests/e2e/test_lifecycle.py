@@ -1,0 +1,223 @@
+"""Cancel, timeout, retries, eviction, admission rejection and controller restarts, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from tests.e2e.conftest import CustomRuns, cond, push_dir, results, skopeo_digest, write_model
+from tests.fixtures.cluster import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.registry]
+WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
+SMALL_NODE = {
+    "node-selector": '{"modelpush.dev/node-size": "small"}',
+    "tolerations": '[{"key": "modelpush.dev/small", "operator": "Exists", "effect": "NoSchedule"}]',
+}
+
+
+@pytest.fixture
+async def blackhole() -> AsyncIterator[str]:
+    """A 'registry' that accepts connections and never answers: keeps a copy pod busy."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        with contextlib.suppress(Exception):
+            await reader.read()  # until the client goes away
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        for w in held:
+            w.close()
+        server.close()
+
+
+async def wait_pod_phase(crs: CustomRuns, run: str, phase: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        pods = await crs.pods(run)
+        return next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
+
+    return await wait_for(check, 90, f"a {phase} pod of {run}")
+
+
+async def test_cancel_while_running(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
+    await controllers()
+    params = {
+        "source": f"docker://{blackhole}/a/b:1",
+        "image": f"{registry.host}/x/y:1",
+        "insecure-registries": blackhole,
+    }
+    await crs.create("cancel-1", params)
+    await wait_pod_phase(crs, "cancel-1", "Running")
+    await crs.patch_spec("cancel-1", {"status": "RunCancelled", "statusMessage": "stopped by the test"})
+    run = await crs.wait_done("cancel-1", limit=60)
+    c = cond(run)
+    assert (c["status"], c["reason"], c["message"]) == ("False", "CustomRunCancelled", "stopped by the test")
+    assert run["status"]["completionTime"]
+
+    async def pod_gone() -> bool:
+        pods = await crs.pods("cancel-1")
+        return all(p["metadata"].get("deletionTimestamp") for p in pods)
+
+    await wait_for(pod_gone, 60, "pod deleted")
+
+
+async def test_cancel_after_done_is_ignored(controllers, crs: CustomRuns) -> None:
+    await controllers()
+    await crs.create(
+        "done-1", {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1", "mode": "x"}
+    )
+    before = await crs.wait_done("done-1", limit=60)
+    await crs.patch_spec("done-1", {"status": "RunCancelled"})
+    await asyncio.sleep(2)
+    after = await crs.get("done-1")
+    assert cond(after) == cond(before) and cond(after)["reason"] == "InvalidParams"
+
+
+async def test_timeout(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
+    await controllers()
+    params = {
+        "source": f"docker://{blackhole}/a/b:1",
+        "image": f"{registry.host}/x/y:1",
+        "insecure-registries": blackhole,
+    }
+    await crs.create("slow-1", params, timeout="4s")
+    run = await crs.wait_done("slow-1", limit=90)
+    c = cond(run)
+    assert (c["status"], c["reason"]) == ("False", "CustomRunTimedOut"), c
+    assert "timed out" in c["message"]
+
+
+async def test_retries_then_success(controllers, crs: CustomRuns, registry, tmp_path, namespace) -> None:
+    # attempt 1 copies an image that does not exist yet; the test pushes it while the controller waits
+    await controllers(MODELPUSH_RETRY_DELAY_SECONDS="4")
+    src = f"{registry.host}/{namespace}/later:v1"
+    dst = f"{registry.host}/{namespace}/copied:v1"
+    await crs.create("retry-1", {"source": f"docker://{src}", "image": dst}, retries=3)
+    await crs.wait_status("retry-1", lambda st: len(st.get("retriesStatus") or []) >= 1, limit=90)
+    write_model(tmp_path / "m")
+    seeded = await push_dir(tmp_path / "m", src, registry.host)
+    run = await crs.wait_done("retry-1", limit=120)
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    assert results(run)["IMAGE_DIGEST"] == seeded["digest"]
+    archived = run["status"]["retriesStatus"]
+    assert archived[0]["conditions"][0]["status"] == "False"
+    assert archived[0]["conditions"][0]["reason"] in ("PushFailed", "RegistryUnreachable")
+    names = sorted(p["metadata"]["name"] for p in await crs.pods("retry-1"))
+    assert names[0] == "retry-1-push-1" and len(names) == len(archived) + 1
+
+
+async def test_eviction_reports_kubelet_figures(
+    controllers, crs: CustomRuns, make_pvc, registry, namespace
+) -> None:
+    await controllers(MODELPUSH_RETRY_ON_EVICTION="false")
+    d = await make_pvc(namespace, "model")
+    write_model(d, size=40 * 1024 * 1024)
+    params = {
+        "source": "dir:///workspace/model",
+        "image": f"{registry.host}/{namespace}/evicted:v1",
+        "mode": "buildah",
+        "storage": "ephemeral",
+        "ephemeral-storage": "2Mi",
+        **SMALL_NODE,
+    }
+    await crs.create("evict-1", params, WS)
+    run = await crs.wait_done("evict-1", limit=180)
+    c = cond(run)
+    assert (c["status"], c["reason"]) == ("False", "EphemeralStorageExhausted"), c
+    assert "2Mi" in c["message"] and "ephemeral-storage" in c["message"]
+    ev = run["status"]["extraFields"]["eviction"]
+    assert ev["node"] == "local-small" and ev["requested"] == "2Mi"
+    assert "ephemeral" in ev["message"].lower()
+    assert {"Evicted", "Failed"} <= {e["reason"] for e in await crs.events("evict-1")}
+
+
+async def test_eviction_retry_with_larger_request_succeeds(
+    controllers, crs: CustomRuns, make_pvc, registry, namespace
+) -> None:
+    ctl = await controllers(MODELPUSH_RETRY_ON_EVICTION="true", MODELPUSH_EVICTION_GROWTH="300")
+    d = await make_pvc(namespace, "model")
+    write_model(d, size=40 * 1024 * 1024)
+    image = f"{registry.host}/{namespace}/grown:v1"
+    params = {
+        "source": "dir:///workspace/model",
+        "image": image,
+        "mode": "buildah",
+        "storage": "ephemeral",
+        "ephemeral-storage": "2Mi",
+    }
+    await crs.create("evict-2", params, WS)
+    run = await crs.wait_done("evict-2", limit=240)
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    archived = run["status"]["retriesStatus"]
+    assert len(archived) == 1 and archived[0]["conditions"][0]["reason"] == "EphemeralStorageExhausted"
+    pods = {p["metadata"]["name"]: p for p in await crs.pods("evict-2")}
+    limit = pods["evict-2-push-2"]["spec"]["containers"][0]["resources"]["limits"]["ephemeral-storage"]
+    assert limit == "600Mi"
+    assert await skopeo_digest(image) == results(run)["IMAGE_DIGEST"]
+    assert re.search(r'^modelpush_evictions_total\{mode="buildah"\} 1.0', await ctl.metrics(), re.M)
+
+
+async def test_limitrange_rejection(controllers, crs: CustomRuns, kube_api, make_pvc, namespace) -> None:
+    await controllers()
+    await make_pvc(namespace, "model")
+    core = client.CoreV1Api(kube_api)
+    await core.create_namespaced_limit_range(
+        namespace,
+        {
+            "metadata": {"name": "cap"},
+            "spec": {"limits": [{"type": "Container", "max": {"ephemeral-storage": "1Gi"}}]},
+        },
+    )
+    params = {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1", "ephemeral-storage": "5Gi"}
+    await crs.create("big-1", params, WS, retries=2)
+    run = await crs.wait_done("big-1", limit=60)
+    c = cond(run)
+    assert (c["status"], c["reason"]) == ("False", "PodRejected"), c
+    assert "ephemeral-storage" in c["message"] and "1Gi" in c["message"]
+    assert await crs.pods() == []
+
+
+async def test_restarted_controller_adopts_pod(
+    controllers, crs: CustomRuns, make_pvc, registry, namespace
+) -> None:
+    first = await controllers()
+    d = await make_pvc(namespace, "model")
+    write_model(d)
+    image = f"{registry.host}/{namespace}/adopt:v1"
+    await crs.create("adopt-1", {"source": "dir:///workspace/model", "image": image}, WS)
+
+    async def has_pod() -> list[dict[str, Any]]:
+        return await crs.pods("adopt-1")
+
+    await wait_for(has_pod, 60, "first pod")
+    first.kill()  # SIGKILL: no cleanup, no lease release
+    await asyncio.sleep(1)
+    await controllers()
+    run = await crs.wait_done("adopt-1", limit=120)
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    assert [p["metadata"]["name"] for p in await crs.pods("adopt-1")] == ["adopt-1-push-1"]
+
+
+async def test_unpullable_work_image_fails_after_grace(
+    controllers, crs: CustomRuns, make_pvc, namespace
+) -> None:
+    await controllers(
+        MODELPUSH_WORK_IMAGE="example.com/not-allowed:1", MODELPUSH_IMAGE_PULL_GRACE_SECONDS="3"
+    )
+    await make_pvc(namespace, "model")
+    await crs.create("pull-1", {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1"}, WS)
+    run = await crs.wait_done("pull-1", limit=90)
+    c = cond(run)
+    assert (c["status"], c["reason"]) == ("False", "ImagePullFailed"), c
+    assert "ErrImagePull" in c["message"]

@@ -1,0 +1,209 @@
+"""CustomRuns driven through the real controller process, local control plane, node agent and registry."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from tests.e2e.conftest import REPO, CustomRuns, cond, push_dir, results, skopeo_digest, write_model
+from tests.fixtures.cluster import wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.registry]
+WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
+
+
+async def test_build_mode_pushes_verified_image(
+    controllers, crs: CustomRuns, make_pvc, registry, namespace
+) -> None:
+    ctl = await controllers()
+    d = await make_pvc(namespace, "model")
+    write_model(d)
+    image = f"{registry.host}/{namespace}/tiny:v1"
+    await crs.create("build-1", {"source": "dir:///workspace/model", "image": image}, WS)
+    run = await crs.wait_done("build-1")
+    c = cond(run)
+    assert (c["status"], c["reason"]) == ("True", "Succeeded"), c
+    res = results(run)
+    assert res["IMAGE_DIGEST"].startswith("sha256:")
+    assert res["IMAGE_URL"].endswith("@" + res["IMAGE_DIGEST"])
+    assert int(res["IMAGE_SIZE"]) > 3 * 256 * 1024 and int(res["LAYERS"]) >= 4
+    assert await skopeo_digest(image) == res["IMAGE_DIGEST"]
+    st = run["status"]
+    assert st["startTime"] and st["completionTime"]
+    assert st["extraFields"]["podName"] == "build-1-push-1" and st["extraFields"]["mode"] == "build"
+    pods = await crs.pods("build-1")
+    assert [p["metadata"]["name"] for p in pods] == ["build-1-push-1"]
+    owner = pods[0]["metadata"]["ownerReferences"][0]
+    assert (
+        owner["kind"] == "CustomRun"
+        and owner["controller"] is True
+        and owner["uid"] == run["metadata"]["uid"]
+    )
+    limits = pods[0]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["ephemeral-storage"] == "256Mi"
+    reasons = {e["reason"] for e in await crs.events("build-1")}
+    assert {"Started", "Succeeded"} <= reasons
+    want = 'modelpush_runs_total{mode="build",outcome="succeeded",reason="Succeeded"} 1.0'
+
+    async def counted() -> str | None:
+        text = await ctl.metrics()
+        return text if want in text else None
+
+    text = await wait_for(counted, 30, "runs counter")
+    assert re.search(r'^modelpush_pushed_bytes_total\{mode="build"\} [1-9]', text, re.M)
+
+
+async def test_copy_mode(controllers, crs: CustomRuns, registry, tmp_path, namespace) -> None:
+    await controllers()
+    src = f"{registry.host}/{namespace}/src:v1"
+    write_model(tmp_path / "m")
+    seeded = await push_dir(tmp_path / "m", src, registry.host)
+    dst = f"{registry.host}/{namespace}/copied:v1"
+    await crs.create("copy-1", {"source": f"docker://{src}", "image": dst})
+    run = await crs.wait_done("copy-1")
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    assert results(run)["IMAGE_DIGEST"] == seeded["digest"] == await skopeo_digest(dst)
+    assert run["status"]["extraFields"]["mode"] == "copy"
+
+
+@pytest.mark.parametrize(
+    ("params", "reason", "needles"),
+    [
+        (
+            {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1", "mode": "fast"},
+            "InvalidParams",
+            ["'mode'", "'fast'", "auto, build, copy, buildah, skopeo"],
+        ),
+        (
+            {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1", "colour": "red"},
+            "InvalidParams",
+            ["unknown param 'colour'"],
+        ),
+        (
+            {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1", "registry-secret": "nope"},
+            "MissingSecret",
+            ["'nope'", "not found"],
+        ),
+        ({"source": "dir:///workspace/other", "image": "127.0.0.1:1/a/b:1"}, "MissingWorkspace", ["'other'"]),
+    ],
+)
+async def test_rejected_before_any_pod(
+    controllers, crs: CustomRuns, make_pvc, namespace, params: dict[str, Any], reason: str, needles: list[str]
+) -> None:
+    await controllers()
+    await make_pvc(namespace, "model")
+    await crs.create("bad-1", params, WS, retries=2)
+    run = await crs.wait_done("bad-1", limit=60)
+    c = cond(run)
+    assert (c["status"], c["reason"]) == ("False", reason), c
+    for needle in needles:
+        assert needle in c["message"], c["message"]
+    assert await crs.pods() == []
+    assert "retriesStatus" not in run["status"] or run["status"]["retriesStatus"] == []
+
+
+async def test_other_custom_tasks_are_ignored(controllers, crs: CustomRuns) -> None:
+    await controllers()
+    body = {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1"}
+    created = await crs.create("foreign", body, customRef={"apiVersion": "example.dev/v1", "kind": "Wait"})
+    ours = await crs.create("ours-invalid", {**body, "mode": "fast"})
+    await crs.wait_done("ours-invalid", limit=60)  # by then the controller has seen both
+    assert created["metadata"]["name"] == "foreign"
+    assert not (await crs.get("foreign")).get("status")
+    assert ours["metadata"]["name"] == "ours-invalid"
+
+
+async def test_buildah_mode_storage_on_pvc(
+    controllers, crs: CustomRuns, make_pvc, registry, namespace
+) -> None:
+    await controllers()
+    d = await make_pvc(namespace, "model")
+    write_model(d)
+    image = f"{registry.host}/{namespace}/buildah:v1"
+    params = {"source": "dir:///workspace/model", "image": image, "mode": "buildah", "model-size": "1Mi"}
+    await crs.create("buildah-1", params, WS)
+    run = await crs.wait_done("buildah-1", limit=180)
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    assert await skopeo_digest(image) == results(run)["IMAGE_DIGEST"]
+    pod = (await crs.pods("buildah-1"))[0]
+    c = pod["spec"]["containers"][0]
+    assert c["resources"]["limits"]["ephemeral-storage"] == "1Gi"  # ratio × 1Mi is under the floor
+    assert "/workspace/model/.modelpush/buildah-1-push-1" in c["args"]
+    assert not (d / ".modelpush" / "buildah-1-push-1" / "root").exists()  # storage dropped after the push
+
+
+async def test_skopeo_mode(controllers, crs: CustomRuns, make_pvc, registry, tmp_path, namespace) -> None:
+    await controllers()
+    await make_pvc(namespace, "scratch")
+    src = f"{registry.host}/{namespace}/src:v1"
+    write_model(tmp_path / "m")
+    await push_dir(tmp_path / "m", src, registry.host)
+    dst = f"{registry.host}/{namespace}/skopeo:v1"
+    params = {"source": f"docker://{src}", "image": dst, "mode": "skopeo"}
+    await crs.create(
+        "skopeo-1", params, [{"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}]
+    )
+    run = await crs.wait_done("skopeo-1", limit=180)
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    assert await skopeo_digest(dst) == results(run)["IMAGE_DIGEST"]
+    args = (await crs.pods("skopeo-1"))[0]["spec"]["containers"][0]["args"]
+    assert args[args.index("--tmpdir") + 1] == "/workspace/scratch/.modelpush/skopeo-1-push-1"
+
+
+async def test_named_defaults_and_embedded_spec(
+    controllers, crs: CustomRuns, kube_api, make_pvc, registry, namespace
+) -> None:
+    ext = client.ApiextensionsV1Api(kube_api)
+    crd = yaml.safe_load((REPO / "config" / "crd" / "modelimagepushes.yaml").read_text())
+    try:
+        await ext.create_custom_resource_definition(crd)
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+
+    async def established() -> bool:
+        obj = await ext.read_custom_resource_definition(crd["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in obj.status.conditions or [])
+
+    await wait_for(established, 60, "ModelImagePush CRD established")
+    await controllers()
+    d = await make_pvc(namespace, "model")
+    write_model(d)
+    defaults = {
+        "apiVersion": "modelpush.dev/v1alpha1",
+        "kind": "ModelImagePush",
+        "metadata": {"name": "house-defaults"},
+        "spec": {
+            "params": [
+                {"name": "source", "value": "dir:///workspace/model"},
+                {"name": "mode", "value": "copy"},
+            ]
+        },
+    }
+    await crs.co.create_namespaced_custom_object(
+        "modelpush.dev", "v1alpha1", namespace, "modelimagepushes", defaults
+    )
+    ref = {"apiVersion": "modelpush.dev/v1alpha1", "kind": "ModelImagePush", "name": "house-defaults"}
+    image = f"{registry.host}/{namespace}/named:v1"
+    # the run's own mode overrides the default (copy would be invalid for a dir:// source)
+    await crs.create("named-1", {"image": image, "mode": "build"}, WS, customRef=ref)
+    run = await crs.wait_done("named-1")
+    assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    # a reference to a missing defaults object fails clearly
+    await crs.create("named-2", {"image": image}, WS, customRef={**ref, "name": "missing"})
+    c2 = cond(await crs.wait_done("named-2", limit=60))
+    assert c2["reason"] == "InvalidParams" and "'missing'" in c2["message"]
+    # customSpec (a Pipeline's embedded taskSpec) carries params the same way
+    embedded = {
+        "apiVersion": "modelpush.dev/v1alpha1",
+        "kind": "ModelImagePush",
+        "spec": {"params": [{"name": "source", "value": "dir:///workspace/model"}]},
+    }
+    body = await crs.create("embedded-1", {"image": image}, WS, customSpec=embedded)
+    del body  # created without customRef below
+    run3 = await crs.wait_done("embedded-1")
+    assert cond(run3)["reason"] == "Succeeded", cond(run3)

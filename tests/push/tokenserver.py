@@ -1,0 +1,128 @@
+"""A minimal Docker token service (the Bearer flow's auth server) for a real docker-registry.
+
+Issues RS256 JWTs signed with `openssl dgst` and carrying the signing certificate in `x5c`, which
+docker-registry verifies against its `rootcertbundle`. Basic credentials are checked; `expired_first`
+makes the first token already expired so the client's re-auth-on-401 path runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+SERVICE = "model-image-push-test"
+ISSUER = "model-image-push-test-issuer"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+class TokenServer:
+    def __init__(self, workdir: Path, users: dict[str, str], expired_first: int = 0) -> None:
+        self.dir = workdir
+        self.users = users
+        self.expired_left = expired_first
+        self.issued: list[dict] = []
+        self.key = workdir / "token.key"
+        self.cert = workdir / "token.crt"
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def registry_config(self) -> dict[str, str]:
+        return {"realm": self.realm, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": str(self.cert)}
+
+    def _make_key(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                str(self.key),
+                "-out",
+                str(self.cert),
+                "-days",
+                "2",
+                "-subj",
+                "/CN=token-signer",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        der = subprocess.run(
+            ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True, capture_output=True
+        ).stdout
+        self._x5c = base64.b64encode(der).decode()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self._make_key)
+        app = web.Application()
+        app.router.add_get("/token", self._token)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _sign(self, claims: dict) -> str:
+        header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
+        signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+        sig = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
+            input=signing_input.encode(),
+            check=True,
+            capture_output=True,
+        ).stdout
+        return f"{signing_input}.{_b64(sig)}"
+
+    async def _token(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        user = None
+        if auth.startswith("Basic "):
+            name, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
+            if self.users.get(name) != pw:
+                return web.Response(status=401, text="bad credentials")
+            user = name
+        if user is None:
+            return web.Response(status=401, text="credentials required")
+        access = []
+        for scope in request.query.getall("scope", []):
+            typ, name, actions = scope.split(":")
+            access.append({"type": typ, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        exp = now + 300
+        if self.expired_left > 0:
+            self.expired_left -= 1
+            exp = now - 3600  # far beyond the registry's 60 s leeway
+        claims = {
+            "iss": ISSUER,
+            "sub": user,
+            "aud": request.query.get("service", ""),
+            "exp": exp,
+            "nbf": now - 10,
+            "iat": now - 10,
+            "jti": secrets.token_hex(8),
+            "access": access,
+        }
+        self.issued.append(claims)
+        return web.json_response({"token": self._sign(claims), "expires_in": 300})

@@ -1,0 +1,130 @@
+import asyncio
+import json
+import logging
+
+import pytest
+
+from controller.logic.patch import merge_patch
+from controller.obs.log import JsonFormatter
+from controller.obs.metrics import Metrics
+from controller.runtime.queue import ShutDown, WorkQueue
+from controller.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "patch"),
+    [
+        ({"a": 1}, {"a": 1}, {}),
+        ({"a": 1}, {"a": 2}, {"a": 2}),
+        ({"a": 1, "b": 2}, {"a": 1}, {"b": None}),
+        ({"x": {"k": 1, "j": 2}}, {"x": {"k": 1}}, {"x": {"j": None}}),
+        ({"l": [1, 2]}, {"l": [1]}, {"l": [1]}),
+        ({}, {"c": [{"type": "Succeeded"}]}, {"c": [{"type": "Succeeded"}]}),
+    ],
+)
+def test_merge_patch(old: dict, new: dict, patch: dict) -> None:
+    assert merge_patch(old, new) == patch
+
+
+async def test_queue_dedupes_and_serialises_a_key() -> None:
+    q = WorkQueue()
+    q.add("a")
+    q.add("a")
+    q.add("b")
+    assert len(q) == 2
+    k = await q.get()
+    assert k == "a"
+    q.add("a")  # while processing: remembered, not handed out twice
+    k2 = await q.get()
+    assert k2 == "b"
+    assert len(q) == 0
+    q.done("a")
+    assert await asyncio.wait_for(q.get(), 1) == "a"
+    q.done("a")
+    q.done("b")
+
+
+async def test_queue_add_after_keeps_earliest_and_shutdown() -> None:
+    q = WorkQueue()
+    q.add_after("a", 0.05)
+    q.add_after("a", 10)
+    assert await asyncio.wait_for(q.get(), 2) == "a"
+    q.done("a")
+    delay = q.add_rate_limited("b")
+    assert 0.25 <= delay <= 0.5
+    assert 0.5 <= q.add_rate_limited("b") <= 1.0
+    q.forget("b")
+    await q.shutdown()
+    with pytest.raises(ShutDown):
+        await q.get()
+
+
+def test_json_log_line_has_keys_in_order() -> None:
+    rec = logging.LogRecord("controller", logging.INFO, __file__, 1, "Created pod", None, None)
+    rec.fields = {
+        "reason": "Started",
+        "namespace": "ns",
+        "name": "r",
+        "attempt": 1,
+        "pod": "r-push-1",
+        "x": 2,
+    }
+    line = json.loads(JsonFormatter().format(rec))
+    assert list(line)[:8] == ["ts", "level", "msg", "namespace", "name", "attempt", "pod", "reason"]
+    assert line["msg"] == "Created pod" and line["level"] == "info" and line["x"] == 2
+
+
+def test_metrics_names() -> None:
+    m = Metrics()
+    m.runs.labels(outcome="succeeded", reason="Succeeded", mode="build").inc()
+    text = m.render().decode()
+    for name in (
+        "modelpush_runs_total",
+        "modelpush_run_duration_seconds",
+        "modelpush_pushed_bytes_total",
+        "modelpush_evictions_total",
+        "modelpush_active_pods",
+        "modelpush_reconcile_total",
+        "modelpush_reconcile_errors_total",
+        "modelpush_reconcile_time_seconds",
+        "modelpush_workqueue_depth",
+        "modelpush_leader_election_master_status",
+        "modelpush_api_requests_total",
+    ):
+        assert f"# HELP {name.removesuffix('_total')}" in text or f"# HELP {name}" in text, name
+
+
+def test_settings_env_over_file(tmp_path, monkeypatch) -> None:
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text(
+        "work_image: example.com/a/b:1\nnamespaces: [a, b]\ncompat_storage_floor: 2Gi\nmetrics_port: 1\n"
+    )
+    monkeypatch.setenv("MODELPUSH_CONFIG_FILE", str(cfg))
+    monkeypatch.setenv("MODELPUSH_METRICS_PORT", "9999")
+    monkeypatch.setenv("MODELPUSH_INSECURE_REGISTRIES", "127.0.0.1:5000,reg:1")
+    s = Settings()
+    assert s.work_image == "example.com/a/b:1"
+    assert s.namespaces == ["a", "b"]
+    assert s.compat_storage_floor == 2 * 1024**3
+    assert s.metrics_port == 9999
+    assert s.insecure_registries == ["127.0.0.1:5000", "reg:1"]
+
+
+def test_settings_defaults(monkeypatch) -> None:
+    monkeypatch.delenv("MODELPUSH_CONFIG_FILE", raising=False)
+    s = Settings()
+    assert s.work_image == "quay.io/modelpush/model-image-push:latest"
+    assert s.namespaces == [] and s.leader_election and s.default_timeout_seconds == 3600
+
+
+async def test_queue_urgent_keys_jump_the_line() -> None:
+    q = WorkQueue()
+    for k in ("a", "b", "c"):
+        q.add(k)
+    q.add("c", urgent=True)  # already queued: moved ahead
+    q.add("d", urgent=True)
+    assert [await q.get() for _ in range(2)] == ["c", "d"]
+    q.add("c", urgent=True)  # while processing: comes back urgent after done()
+    q.done("c")
+    assert await q.get() == "c"
+    assert [await q.get() for _ in range(2)] == ["a", "b"]
