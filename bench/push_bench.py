@@ -198,7 +198,7 @@ def main() -> int:
         print(f"making a {size / MiB:.0f} MiB model in {args.files} files ...", file=sys.stderr)
         make_model(src, size, args.files)
         model_bytes = sum(p.stat().st_size for p in src.iterdir())
-        a, b1, b2, c = registry("a"), registry("b1"), registry("b2"), registry("c")
+        a, b1, b2, b3, c = registry("a"), registry("b1"), registry("b2"), registry("b3"), registry("c")
         ins = lambda *regs_: [x for r in regs_ for x in ("--insecure-registry", r.host)]  # noqa: E731
         conc = ["--concurrency", str(args.concurrency)]
 
@@ -213,10 +213,18 @@ def main() -> int:
                                      "--storage", str(pvc), *ins(c)], pvc)  # fmt: skip
         pvc = work / "pvc-skopeo"
         run(
-            "skopeo copy",
+            "skopeo copy --preserve-digests",
             ["skopeo", f"{a.host}/{ref}", f"{b1.host}/{ref}", "--tmpdir", str(pvc), *ins(a, b1)],
             pvc,
         )
+        # skopeo's own default (what a plain `skopeo copy` step does): recompresses the uncompressed
+        # layers with gzip, so the digests change; TMPDIR on a PVC dir as in the compatibility mode.
+        pvc = work / "pvc-skopeo-default"
+        pvc.mkdir()
+        no_tls = ["--src-tls-verify=false", "--dest-tls-verify=false"]
+        rows.append(measure("skopeo copy (default)",
+                            ["env", f"TMPDIR={pvc}", "skopeo", "copy", "--all", *no_tls, f"docker://{a.host}/{ref}",
+                             f"docker://{b3.host}/{ref}"], model_bytes, pvc, work))  # fmt: skip
         run("native copy", ["copy", f"{a.host}/{ref}", f"{b2.host}/{ref}", *ins(a, b2), *conc])
         run("native copy (mount)", ["copy", f"{a.host}/{ref}", f"{a.host}/other/model:v1", *ins(a), *conc])
     finally:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler and etcd from
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd from
 # the Go module proxy and caches them outside the repo, keyed by version, so a
 # warm run is a no-op and a cold run (about 20 min on 2 cores) happens once per
 # machine. Prints the bin dir on stdout.
@@ -13,7 +13,9 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { echo "build-control-plane: $*" >&2; }
 
-if [[ -x "$BIN/kube-apiserver" && -x "$BIN/kube-controller-manager" && -x "$BIN/kube-scheduler" && -x "$BIN/etcd" ]]; then
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+have_k8s() { for b in "${K8S_CMDS[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done; }
+if have_k8s && [[ -x "$BIN/etcd" ]]; then
   echo "$BIN"; exit 0
 fi
 mkdir -p "$BIN"
@@ -29,7 +31,7 @@ if [[ ! -x "$BIN/etcd" ]]; then
   mv "$BIN/etcd.tmp" "$BIN/etcd"
 fi
 
-if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kube-controller-manager" || ! -x "$BIN/kube-scheduler" ]]; then
+if ! have_k8s; then
   log "building kubernetes $K8S_VERSION"
   mkdir -p "$work/k8s"; cd "$work/k8s"
   go mod download -json "k8s.io/kubernetes@$K8S_VERSION" > mod.json
@@ -49,13 +51,14 @@ if [[ ! -x "$BIN/kube-apiserver" || ! -x "$BIN/kube-controller-manager" || ! -x 
 //go:build tools
 package tools
 GO
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" >&2
+  pkgs=(); for b in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+  go get "${pkgs[@]/%/@$K8S_VERSION}" >&2
   date="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   ld="-s -w"
   for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $p.gitVersion=$K8S_VERSION -X $p.gitMajor=1 -X $p.gitMinor=${minor%%.*} -X $p.gitTreeState=clean -X $p.buildDate=$date -X $p.gitCommit=0000000000000000000000000000000000000000"
   done
-  go build -trimpath -ldflags "$ld" -o "$work/out/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler >&2
+  go build -trimpath -ldflags "$ld" -o "$work/out/" "${pkgs[@]}" >&2
   # /version must be real (knative-based controllers such as Tekton refuse v0.0.0-master).
   for b in kube-apiserver kube-controller-manager kube-scheduler; do
     got="$("$work/out/$b" --version)"

@@ -6,6 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
+from controller.model.result import PushResult
+
 # error kind -> reason; "registry" is refined by the message (unreachable vs. other push failures)
 KIND_REASONS = {
     "invalid-input": "InvalidParams",
@@ -26,18 +30,6 @@ _UNREACHABLE_HINTS = (
     "timed out",
     "timeout",
 )
-
-
-@dataclass(frozen=True)
-class PushResult:
-    image: str
-    digest: str
-    url: str
-    size: int
-    layers: int
-    bytes_uploaded: int = 0
-    bytes_skipped: int = 0
-    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -72,17 +64,8 @@ def parse_success(message: str | None) -> PushResult | None:
     if not data or "digest" not in data:
         return None
     try:
-        return PushResult(
-            image=str(data.get("image", "")),
-            digest=str(data["digest"]),
-            url=str(data.get("url", "")),
-            size=int(data.get("size", 0)),
-            layers=int(data.get("layers", 0)),
-            bytes_uploaded=int(data.get("bytes_uploaded", 0)),
-            bytes_skipped=int(data.get("bytes_skipped", 0)),
-            seconds=float(data.get("seconds", 0.0)),
-        )
-    except (TypeError, ValueError):
+        return PushResult.model_validate(data)
+    except ValidationError:
         return None
 
 

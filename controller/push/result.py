@@ -7,28 +7,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from controller.model.result import ErrorBody, ErrorResult, PushResult
+
+__all__ = ["ErrorBody", "ErrorResult", "PushResult", "render", "write_result"]
+
 MAX_RESULT_BYTES = 4000
-
-
-class PushResult(BaseModel):
-    image: str
-    digest: str
-    url: str
-    size: int
-    layers: int
-    bytes_uploaded: int = 0
-    bytes_skipped: int = 0
-    bytes_mounted: int = 0
-    seconds: float = 0.0
-
-
-class ErrorBody(BaseModel):
-    kind: str
-    message: str
-
-
-class ErrorResult(BaseModel):
-    error: ErrorBody
 
 
 def render(doc: BaseModel) -> str:

@@ -34,7 +34,8 @@ def layout(size: int) -> dict[str, int]:
     rest = size - sum(meta.values())
     base = rest // SHARDS
     shards = {
-        f"model-{i + 1:05d}-of-{SHARDS:05d}.safetensors": base + (rest - base * SHARDS if i == SHARDS - 1 else 0)
+        f"model-{i + 1:05d}-of-{SHARDS:05d}.safetensors": base
+        + (rest - base * SHARDS if i == SHARDS - 1 else 0)
         for i in range(SHARDS)
     }
     return {**meta, **shards}

@@ -21,7 +21,9 @@ class Pulled:
 
 def skopeo_pull(image: str, dest: Path, timeout: float = 600.0) -> None:
     """`skopeo copy docker://image oci:dest:demo` (plain-HTTP registry on loopback)."""
-    cmd = ["skopeo", "copy", "--quiet", "--src-tls-verify=false", f"docker://{image}", f"oci:{dest}:demo"]
+    # --preserve-digests: skopeo must fail rather than rewrite the manifest, so its digest is comparable.
+    cmd = ["skopeo", "copy", "--quiet", "--preserve-digests", "--src-tls-verify=false"]
+    cmd += [f"docker://{image}", f"oci:{dest}:demo"]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"skopeo copy failed ({out.returncode}): {out.stderr.strip()[-1000:]}")
@@ -47,7 +49,7 @@ def read_layout(layout: Path) -> Pulled:
                 f = tar.extractfile(member)
                 assert f is not None
                 h = hashlib.sha256()
-                for block in iter(lambda: f.read(1 << 20), b""):
+                while block := f.read(1 << 20):
                     h.update(block)
                 pulled.files[name[len(PREFIX) :]] = h.hexdigest()
     return pulled

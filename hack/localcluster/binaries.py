@@ -5,7 +5,7 @@ import subprocess
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+NAMES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
 
 
 def bin_dir() -> Path:

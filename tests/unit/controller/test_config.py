@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hack.localcluster.binaries import bin_dir
+
 CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
@@ -48,13 +50,13 @@ def test_role_grants_what_the_code_calls() -> None:
                 "Service",
             },
         ),
-        ("prometheus", {"ServiceMonitor"}),
+        ("prometheus", {"ServiceMonitor", "PrometheusRule"}),
         ("samples", {"ModelImagePush", "Pipeline"}),
     ],
 )
 def test_kustomize_builds(overlay: str, kinds: set[str]) -> None:
     out = subprocess.run(
-        ["kubectl", "kustomize", str(CONFIG / overlay)],
+        [str(bin_dir() / "kubectl"), "kustomize", str(CONFIG / overlay)],
         capture_output=True,
         text=True,
         timeout=60,

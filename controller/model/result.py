@@ -1,0 +1,30 @@
+"""The work pod's result document (contract between `controller.push` and the controller).
+
+`python -m controller.push` writes one of these as JSON to stdout and to the pod's termination
+message; the controller reads it back from the pod status. One definition keeps both sides in step.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+
+class PushResult(BaseModel):
+    image: str
+    digest: str
+    url: str
+    size: int
+    layers: int
+    bytes_uploaded: int = 0
+    bytes_skipped: int = 0
+    bytes_mounted: int = 0
+    seconds: float = 0.0
+
+
+class ErrorBody(BaseModel):
+    kind: str  # invalid-input | auth | registry | internal (exit codes 2, 3, 4, 1)
+    message: str
+
+
+class ErrorResult(BaseModel):
+    error: ErrorBody

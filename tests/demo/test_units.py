@@ -1,0 +1,77 @@
+"""Plain unit tests of the demo's pure parts: model layout and determinism, sizes, tables, comparisons."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from hack.demo import report
+from hack.demo.model import layout, parse_size, write_model
+from hack.demo.verify import compare
+from hack.demo.watch import last_progress
+
+
+@pytest.mark.parametrize(
+    "text,size",
+    [("24M", 24 << 20), ("24Mi", 24 << 20), ("1G", 1 << 30), ("300MB", 300 << 20), ("2048K", 2 << 20)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "abc", "12T", "-5M", "100K"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
+
+
+def test_layout_adds_up_to_the_size_with_several_files() -> None:
+    for size in (1 << 20, (24 << 20) + 3, 300 << 20):
+        files = layout(size)
+        assert sum(files.values()) == size
+        assert len(files) >= 5
+        assert sum(1 for n in files if n.endswith(".safetensors")) == 4
+
+
+def test_model_is_deterministic(tmp_path: Path) -> None:
+    a = write_model(tmp_path / "a", 2 << 20)
+    b = write_model(tmp_path / "b", 2 << 20)
+    assert a == b
+    assert {p.name: p.stat().st_size for p in (tmp_path / "a").iterdir()} == layout(2 << 20)
+    shards = [h for n, h in a.items() if n.endswith(".safetensors")]
+    assert len(set(shards)) == len(shards)  # different bytes per shard
+    assert write_model(tmp_path / "c", 3 << 20) != a
+
+
+def test_compare_reports_each_difference() -> None:
+    want = {"a": "1", "b": "2", "c": "3"}
+    assert compare(want, dict(want)) == []
+    got = {"a": "1", "b": "x", "d": "4"}
+    assert compare(want, got) == ["missing in image: c", "unexpected in image: d", "hash differs: b"]
+
+
+def test_last_progress_takes_the_newest_progress_line(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    lines = [
+        json.dumps({"event": "progress", "bytes_done": 1, "bytes_total": 10, "rate_bps": 5}),
+        "buildah says something",
+        json.dumps({"event": "progress", "bytes_done": 7, "bytes_total": 10, "rate_bps": 9}),
+        json.dumps({"event": "retry", "what": "blob"}),
+        '{"image": "r/x:1", "digest": "sha256:00"}',
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    assert last_progress(log) == {"event": "progress", "bytes_done": 7, "bytes_total": 10, "rate_bps": 9}
+    assert last_progress(tmp_path / "missing") is None
+
+
+def test_formatting() -> None:
+    assert report.human(0) == "0 B"
+    assert report.human(1536) == "1.5 KiB"
+    assert report.human(300 << 20) == "300.0 MiB"
+    assert report.rate(None) == "-"
+    text = report.table(["a", "bb"], [["xxx", "y"]])
+    assert text.splitlines() == ["a    bb", "---  --", "xxx  y"]
+    line = report.progress_line("push", "Running", 5 << 20, 10 << 20, 1 << 20)
+    assert "5.0 MiB / 10.0 MiB" in line and "50.0%" in line and "1.0 MiB/s" in line
