@@ -102,7 +102,7 @@ class Demo:
         kube = Kube(s.rest())
         kube.namespace(NS)
         t = self.step(f"Writing a {report.human(self.size)} synthetic model onto PVC {NS}/{CLAIM}")
-        pvc_dir = kube.pvc(NS, CLAIM, "1Gi", s.state_dir)
+        pvc_dir = kube.pvc(NS, CLAIM, f"{max(1024, 2 * self.size >> 20)}Mi", s.state_dir)
         hashes = write_model(pvc_dir / MODEL_DIR, self.size)
         self.took(t, f"{len(hashes)} files in {pvc_dir / MODEL_DIR}")
 
