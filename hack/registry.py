@@ -28,8 +28,11 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from hack.certs import RSA_2048, new_key, self_signed_cert, signed_cert
+
 REGISTRY_BIN = os.environ.get("DOCKER_REGISTRY_BIN", "/usr/bin/docker-registry")
 START_TIMEOUT = 20.0
+CERT_DAYS = 2
 
 
 def free_port() -> int:
@@ -43,60 +46,17 @@ def make_cert(directory: Path) -> tuple[Path, Path, Path]:
     # The CA sits alone in its own dir so it can be passed as a skopeo/buildah --cert-dir too
     # (a *.key there would be taken for a client certificate).
     (directory / "ca").mkdir(parents=True, exist_ok=True)
-    ca_key, ca = directory / "ca.key", directory / "ca" / "ca.crt"
-    key, csr, cert = directory / "server.key", directory / "server.csr", directory / "server.crt"
-    ext = directory / "server.ext"
-    ext.write_text(
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n"
-    )
-    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
-    run(
-        "openssl",
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(ca_key),
-        "-out",
-        str(ca),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=model-image-push test CA",
-    )
-    run(
-        "openssl",
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        str(key),
-        "-out",
-        str(csr),
-        "-subj",
+    ca_key, ca = new_key(directory / "ca.key", RSA_2048), directory / "ca" / "ca.crt"
+    self_signed_cert(ca, ca_key, "/CN=model-image-push test CA", CERT_DAYS)
+    cert, key = signed_cert(
+        directory / "server.crt",
+        directory / "server.key",
         "/CN=127.0.0.1",
-    )
-    run(
-        "openssl",
-        "x509",
-        "-req",
-        "-in",
-        str(csr),
-        "-CA",
-        str(ca),
-        "-CAkey",
-        str(ca_key),
-        "-CAcreateserial",
-        "-out",
-        str(cert),
-        "-days",
-        "2",
-        "-extfile",
-        str(ext),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        (ca, ca_key),
+        CERT_DAYS,
+        RSA_2048,
     )
     return ca, cert, key
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from .auth import Credentials, load_authfile
@@ -43,24 +44,19 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 67108864 or 64M)") from exc
 
 
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if v < 1 or v > 64:
-        raise argparse.ArgumentTypeError("must be between 1 and 64")
-    return v
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    """An argparse `type` for an integer flag bounded to [low, high]."""
 
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
+        if v < low or v > high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}")
+        return v
 
-def _positive_layers(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from exc
-    if v < 1 or v > 1000:
-        raise argparse.ArgumentTypeError("must be between 1 and 1000")
-    return v
+    return parse
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -80,7 +76,10 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--result-file", type=Path, help="also write the result JSON here (e.g. /dev/termination-log)"
     )
     g.add_argument(
-        "--concurrency", type=_positive, default=4, help="blobs uploaded in parallel (default 4, max 64)"
+        "--concurrency",
+        type=_int_between(1, 64),
+        default=4,
+        help="blobs uploaded in parallel (default 4, max 64)",
     )
     g.add_argument(
         "--chunk-size",
@@ -115,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--platform", default="linux/amd64", help="os/arch for the config and base selection")
     b.add_argument(
         "--max-layers",
-        type=_positive_layers,
+        type=_int_between(1, 1000),
         default=100,
         help="layer budget for the model (default 100; overlayfs allows ~128 in total): one layer per file "
         "up to this, beyond it the largest files keep their own layer and the rest share one",

@@ -3,11 +3,13 @@
 EC P-256 keys: fast to generate, accepted by the apiserver for TLS, client auth and service-account tokens.
 """
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hack.certs import new_key, openssl, self_signed_cert, signed_cert
+
 SERVICE_IP = "10.0.0.1"
+DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -20,30 +22,6 @@ class Pki:
     admin_key: Path
     sa_key: Path
     sa_pub: Path
-
-
-def _openssl(*args: str | Path) -> None:
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True)
-
-
-def _ec_key(path: Path) -> None:
-    _openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", path)
-    path.chmod(0o600)
-
-
-def _signed_cert(d: Path, name: str, subject: str, ext: str, pki_ca: tuple[Path, Path]) -> tuple[Path, Path]:
-    key, csr, crt, extfile = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt", d / f"{name}.ext"
-    _ec_key(key)
-    _openssl("req", "-new", "-key", key, "-subj", subject, "-out", csr)
-    extfile.write_text(ext)
-    ca_crt, ca_key = pki_ca
-    _openssl(
-        "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-CAcreateserial",
-        "-days", "30", "-sha256", "-extfile", extfile, "-out", crt,
-    )  # fmt: skip
-    csr.unlink()
-    extfile.unlink()
-    return crt, key
 
 
 def make_pki(d: Path) -> Pki:
@@ -61,12 +39,14 @@ def make_pki(d: Path) -> Pki:
     )
     if all(p.exists() for p in vars(pki).values()):
         return pki
-    _ec_key(pki.ca_key)
-    _openssl(
-        "req", "-x509", "-new", "-key", pki.ca_key, "-subj", "/CN=modelpush-local-ca", "-days", "30",
-        "-sha256", "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature", "-out", pki.ca_crt,
-    )  # fmt: skip
+    new_key(pki.ca_key)
+    self_signed_cert(
+        pki.ca_crt,
+        pki.ca_key,
+        "/CN=modelpush-local-ca",
+        DAYS,
+        ["basicConstraints=critical,CA:TRUE", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"],
+    )
     ca = (pki.ca_crt, pki.ca_key)
     sans = ",".join(
         [
@@ -79,20 +59,22 @@ def make_pki(d: Path) -> Pki:
             "DNS:kubernetes.default.svc.cluster.local",
         ]
     )
-    _signed_cert(
-        d,
-        "apiserver",
+    signed_cert(
+        pki.serving_crt,
+        pki.serving_key,
         "/CN=kube-apiserver",
         f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
         ca,
+        DAYS,
     )
-    _signed_cert(
-        d,
-        "admin",
+    signed_cert(
+        pki.admin_crt,
+        pki.admin_key,
         "/O=system:masters/CN=admin",
         "extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n",
         ca,
+        DAYS,
     )
-    _ec_key(pki.sa_key)
-    _openssl("pkey", "-in", pki.sa_key, "-pubout", "-out", pki.sa_pub)
+    new_key(pki.sa_key)
+    openssl("pkey", "-in", pki.sa_key, "-pubout", "-out", pki.sa_pub)
     return pki

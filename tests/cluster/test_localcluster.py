@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 
+from hack.certs import openssl
 from hack.localcluster import LocalCluster
 from hack.localcluster.binaries import REPO
 from hack.localcluster.certs import make_pki
@@ -14,25 +15,11 @@ from hack.localcluster.procs import read_pid
 def test_serving_cert_and_admin_identity(tmp_path):
     pki = make_pki(tmp_path / "pki")
 
-    text = subprocess.run(
-        ["openssl", "x509", "-in", str(pki.serving_crt), "-noout", "-text"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    text = openssl("x509", "-in", pki.serving_crt, "-noout", "-text").decode()
     assert "IP Address:127.0.0.1" in text and "IP Address:10.0.0.1" in text and "DNS:localhost" in text
-    subject = subprocess.run(
-        ["openssl", "x509", "-in", str(pki.admin_crt), "-noout", "-subject"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    subject = openssl("x509", "-in", pki.admin_crt, "-noout", "-subject").decode()
     assert "O = system:masters" in subject
-    subprocess.run(
-        ["openssl", "verify", "-CAfile", str(pki.ca_crt), str(pki.serving_crt), str(pki.admin_crt)],
-        check=True,
-        capture_output=True,
-    )
+    openssl("verify", "-CAfile", pki.ca_crt, pki.serving_crt, pki.admin_crt)
 
 
 def _port_free(port: int) -> bool:

@@ -27,6 +27,8 @@ from tests.fixtures.cluster import ClusterInfo, wait_for
 REPO = Path(__file__).resolve().parents[2]
 PY = str(REPO / ".venv" / "bin" / "python")
 GROUP, VERSION, PLURAL = "tekton.dev", "v1beta1", "customruns"
+# The CustomRun workspace `model` on PVC `model` (see model_pvc); sources read it as dir:///workspace/model.
+WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 
 pytestmark = pytest.mark.cluster
 
@@ -218,6 +220,13 @@ def write_model(directory: Path, size: int = 256 * 1024, files: int = 3) -> None
     for i in range(files):
         (directory / f"shard-{i}.bin").write_bytes(os.urandom(size))
     (directory / "config.json").write_text('{"arch": "tiny"}')
+
+
+async def model_pvc(make_pvc: Callable[..., Any], namespace: str, **model: int) -> Path:
+    """PVC `model` (the workspace in WS) holding a model made by write_model; returns its local dir."""
+    d = await make_pvc(namespace, "model")
+    write_model(d, **model)
+    return d
 
 
 async def push_dir(directory: Path, image: str, insecure: str) -> dict[str, Any]:

@@ -8,11 +8,10 @@ import json
 import pytest
 from kubernetes_asyncio import client
 
-from tests.e2e.conftest import CustomRuns, cond, results, skopeo_digest, write_model
+from tests.e2e.conftest import WS, CustomRuns, cond, model_pvc, results, skopeo_digest
 from tests.fixtures.registry import TLS_PASSWORD, TLS_USER
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
-WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 
 
 async def _secret(core: client.CoreV1Api, ns: str, name: str, host: str, user: str, password: str) -> None:
@@ -33,8 +32,7 @@ async def test_registry_secret_auth(
 ) -> None:
     ctl = await controllers()
     core = client.CoreV1Api(kube_api)
-    d = await make_pvc(namespace, "model")
-    write_model(d)
+    await model_pvc(make_pvc, namespace)
     host = tls_registry.host
     await _secret(core, namespace, "good", host, TLS_USER, TLS_PASSWORD)
     await _secret(core, namespace, "bad", host, TLS_USER, "wrongpass")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,11 +10,12 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from tests.e2e.conftest import CustomRuns, cond, push_dir, results, skopeo_digest, write_model
+from hack.registry import LocalRegistry
+from tests.e2e.conftest import WS, CustomRuns, cond, model_pvc, push_dir, results, skopeo_digest, write_model
 from tests.fixtures.cluster import wait_for
+from tests.support.loopback import HangServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
-WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 SMALL_NODE = {
     "node-selector": '{"modelpush.dev/node-size": "small"}',
     "tolerations": '[{"key": "modelpush.dev/small", "operator": "Exists", "effect": "NoSchedule"}]',
@@ -25,21 +25,21 @@ SMALL_NODE = {
 @pytest.fixture
 async def blackhole() -> AsyncIterator[str]:
     """A 'registry' that accepts connections and never answers: keeps a copy pod busy."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-        with contextlib.suppress(Exception):
-            await reader.read()  # until the client goes away
-
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    server = HangServer()
+    await server.start()
     try:
-        yield f"127.0.0.1:{port}"
+        yield server.host
     finally:
-        for w in held:
-            w.close()
-        server.close()
+        await server.stop()
+
+
+def stuck_copy(blackhole: str, registry: LocalRegistry) -> dict[str, str]:
+    """Params of a copy from the blackhole: its pod runs until the run is cancelled or times out."""
+    return {
+        "source": f"docker://{blackhole}/a/b:1",
+        "image": f"{registry.host}/x/y:1",
+        "insecure-registries": blackhole,
+    }
 
 
 async def wait_pod_phase(crs: CustomRuns, run: str, phase: str) -> dict[str, Any]:
@@ -52,12 +52,7 @@ async def wait_pod_phase(crs: CustomRuns, run: str, phase: str) -> dict[str, Any
 
 async def test_cancel_while_running(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
     await controllers()
-    params = {
-        "source": f"docker://{blackhole}/a/b:1",
-        "image": f"{registry.host}/x/y:1",
-        "insecure-registries": blackhole,
-    }
-    await crs.create("cancel-1", params)
+    await crs.create("cancel-1", stuck_copy(blackhole, registry))
     await wait_pod_phase(crs, "cancel-1", "Running")
     await crs.patch_spec("cancel-1", {"status": "RunCancelled", "statusMessage": "stopped by the test"})
     run = await crs.wait_done("cancel-1", limit=60)
@@ -86,12 +81,7 @@ async def test_cancel_after_done_is_ignored(controllers, crs: CustomRuns) -> Non
 
 async def test_timeout(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
     await controllers()
-    params = {
-        "source": f"docker://{blackhole}/a/b:1",
-        "image": f"{registry.host}/x/y:1",
-        "insecure-registries": blackhole,
-    }
-    await crs.create("slow-1", params, timeout="4s")
+    await crs.create("slow-1", stuck_copy(blackhole, registry), timeout="4s")
     run = await crs.wait_done("slow-1", limit=90)
     c = cond(run)
     assert (c["status"], c["reason"]) == ("False", "CustomRunTimedOut"), c
@@ -121,8 +111,7 @@ async def test_eviction_reports_kubelet_figures(
     controllers, crs: CustomRuns, make_pvc, registry, namespace
 ) -> None:
     await controllers(MODELPUSH_RETRY_ON_EVICTION="false")
-    d = await make_pvc(namespace, "model")
-    write_model(d, size=40 * 1024 * 1024)
+    await model_pvc(make_pvc, namespace, size=40 * 1024 * 1024)
     params = {
         "source": "dir:///workspace/model",
         "image": f"{registry.host}/{namespace}/evicted:v1",
@@ -146,8 +135,7 @@ async def test_eviction_retry_with_larger_request_succeeds(
     controllers, crs: CustomRuns, make_pvc, registry, namespace
 ) -> None:
     ctl = await controllers(MODELPUSH_RETRY_ON_EVICTION="true", MODELPUSH_EVICTION_GROWTH="300")
-    d = await make_pvc(namespace, "model")
-    write_model(d, size=40 * 1024 * 1024)
+    await model_pvc(make_pvc, namespace, size=40 * 1024 * 1024)
     image = f"{registry.host}/{namespace}/grown:v1"
     params = {
         "source": "dir:///workspace/model",
@@ -192,8 +180,7 @@ async def test_restarted_controller_adopts_pod(
     controllers, crs: CustomRuns, make_pvc, registry, namespace
 ) -> None:
     first = await controllers()
-    d = await make_pvc(namespace, "model")
-    write_model(d)
+    await model_pvc(make_pvc, namespace)
     image = f"{registry.host}/{namespace}/adopt:v1"
     await crs.create("adopt-1", {"source": "dir:///workspace/model", "image": image}, WS)
 

@@ -8,11 +8,10 @@ import re
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import ControllerProcess, CustomRuns, cond, write_model
+from tests.e2e.conftest import WS, ControllerProcess, CustomRuns, cond, model_pvc
 from tests.fixtures.cluster import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
-WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 LEASE = {
     "MODELPUSH_LEADER_ELECTION": "true",
     "MODELPUSH_LEASE_NAME": "modelpush-test",
@@ -44,8 +43,7 @@ async def test_two_controllers_one_leader_and_failover(
     a = await controllers(**LEASE, MODELPUSH_IDENTITY="replica-a")
     b = await controllers(**LEASE, MODELPUSH_IDENTITY="replica-b")
     leader, standby = await leader_of([a, b])
-    d = await make_pvc(namespace, "model")
-    write_model(d)
+    await model_pvc(make_pvc, namespace)
     image = f"{registry.host}/{namespace}/le:v1"
     await crs.create("le-1", {"source": "dir:///workspace/model", "image": image}, WS)
     run = await crs.wait_done("le-1")

@@ -8,10 +8,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.e2e.conftest import REPO, CustomRuns, cond, results, skopeo_digest, write_model
+from tests.e2e.conftest import REPO, WS, CustomRuns, cond, model_pvc, results, skopeo_digest
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
-WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 
 
 async def _ensure_role(rbac: client.RbacAuthorizationV1Api) -> str:
@@ -61,8 +60,7 @@ async def test_controller_runs_with_the_config_rbac_role_only(
         kubeconfig = _kubeconfig(tmp_path / "sa.kubeconfig", cluster.server, cluster.ca_file, tr.status.token)
         # leader election on: the Lease verbs are part of what the role must grant
         ctl = await controllers(KUBECONFIG=str(kubeconfig), MODELPUSH_LEADER_ELECTION="true")
-        d = await make_pvc(namespace, "model")
-        write_model(d)
+        await model_pvc(make_pvc, namespace)
         image = f"{registry.host}/{namespace}/rbac:v1"
         await crs.create("rbac-1", {"source": "dir:///workspace/model", "image": image}, WS)
         run = await crs.wait_done("rbac-1")

@@ -9,19 +9,27 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from tests.e2e.conftest import REPO, CustomRuns, cond, push_dir, results, skopeo_digest, write_model
+from tests.e2e.conftest import (
+    REPO,
+    WS,
+    CustomRuns,
+    cond,
+    model_pvc,
+    push_dir,
+    results,
+    skopeo_digest,
+    write_model,
+)
 from tests.fixtures.cluster import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
-WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 
 
 async def test_build_mode_pushes_verified_image(
     controllers, crs: CustomRuns, make_pvc, registry, namespace
 ) -> None:
     ctl = await controllers()
-    d = await make_pvc(namespace, "model")
-    write_model(d)
+    await model_pvc(make_pvc, namespace)
     image = f"{registry.host}/{namespace}/tiny:v1"
     await crs.create("build-1", {"source": "dir:///workspace/model", "image": image}, WS)
     run = await crs.wait_done("build-1")
@@ -121,8 +129,7 @@ async def test_buildah_mode_storage_on_pvc(
     controllers, crs: CustomRuns, make_pvc, registry, namespace
 ) -> None:
     await controllers()
-    d = await make_pvc(namespace, "model")
-    write_model(d)
+    d = await model_pvc(make_pvc, namespace)
     image = f"{registry.host}/{namespace}/buildah:v1"
     params = {"source": "dir:///workspace/model", "image": image, "mode": "buildah", "model-size": "1Mi"}
     await crs.create("buildah-1", params, WS)
@@ -171,8 +178,7 @@ async def test_named_defaults_and_embedded_spec(
 
     await wait_for(established, 60, "ModelImagePush CRD established")
     await controllers()
-    d = await make_pvc(namespace, "model")
-    write_model(d)
+    await model_pvc(make_pvc, namespace)
     defaults = {
         "apiVersion": "modelpush.dev/v1alpha1",
         "kind": "ModelImagePush",

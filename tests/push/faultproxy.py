@@ -12,33 +12,23 @@ import asyncio
 import contextlib
 import socket
 
+from tests.support.loopback import LoopbackServer
 
-class FaultProxy:
+
+class FaultProxy(LoopbackServer):
     def __init__(
         self, upstream_port: int, drop_after: int = 0, drops: int = 0, cut_before: bytes | None = None
     ) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
         self.cut_before = cut_before
         self.drop_after = drop_after
         self.drops_left = drops
         self.dropped = 0
         self.total = 0  # client-to-server bytes over all connections
-        self.port = 0
-        self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+    async def _close_connections(self) -> None:
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

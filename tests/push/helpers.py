@@ -38,6 +38,23 @@ def run_cli(*args: str, result_file: Path | None = None, env: dict[str, str] | N
     return CliRun(proc.returncode, result, proc.stderr, proc.stdout)
 
 
+def run_build(
+    registry_host: str, ctx: Path, repo: str, *extra: str, env: dict[str, str] | None = None
+) -> CliRun:
+    """`build` of `ctx` into `registry_host/repo` over plain HTTP (a test image, or the build under test)."""
+    return run_cli(
+        "build",
+        "--context",
+        str(ctx),
+        "--image",
+        f"{registry_host}/{repo}",
+        "--insecure-registry",
+        registry_host,
+        *extra,
+        env=env,
+    )
+
+
 def make_tree(root: Path) -> Path:
     """Nested dirs, unicode and space names, an empty file, an executable, symlinks to a file and a dir."""
     (root / "sub dir" / "ünï cødé").mkdir(parents=True)

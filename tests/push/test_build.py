@@ -11,7 +11,7 @@ import pytest
 from hack.registry import LocalRegistry
 from tests.fixtures.registry import TLS_PASSWORD, TLS_USER
 
-from .helpers import authfile, expected_files, image_files, make_tree, run_cli, skopeo_to_dir
+from .helpers import authfile, expected_files, image_files, make_tree, run_build, run_cli, skopeo_to_dir
 
 pytestmark = pytest.mark.registry
 
@@ -21,23 +21,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tree(tmp_path_factory.mktemp("model") / "model")
 
 
-def build(reg: LocalRegistry, ctx: Path, repo: str, *extra: str):
-    return run_cli(
-        "build",
-        "--context",
-        str(ctx),
-        "--image",
-        f"{reg.host}/{repo}",
-        "--insecure-registry",
-        reg.host,
-        *extra,
-    )
-
-
 def test_build_tree_matches_source_bytes_and_modes(
     registry: LocalRegistry, tree: Path, tmp_path: Path
 ) -> None:
-    run = build(registry, tree, "models/tree:v1", "--result-file", str(tmp_path / "result.json"))
+    run = run_build(registry.host, tree, "models/tree:v1", "--result-file", str(tmp_path / "result.json"))
     assert run.rc == 0, run.stderr
     res = run.result
     assert res["image"] == f"{registry.host}/models/tree:v1"
@@ -64,15 +51,15 @@ def test_build_tree_matches_source_bytes_and_modes(
 def test_build_is_deterministic_and_repush_uploads_nothing(
     registry: LocalRegistry, tree: Path, tmp_path: Path
 ) -> None:
-    first = build(registry, tree, "models/det:a")
+    first = run_build(registry.host, tree, "models/det:a")
     assert first.rc == 0, first.stderr
     # A copy elsewhere has other mtimes, owners and paths: the digest must not change.
     clone = tmp_path / "clone"
     shutil.copytree(tree, clone, symlinks=True)
-    second = build(registry, clone, "models/det:b")
+    second = run_build(registry.host, clone, "models/det:b")
     assert second.rc == 0, second.stderr
     assert second.result["digest"] == first.result["digest"]
-    again = build(registry, tree, "models/det:a")
+    again = run_build(registry.host, tree, "models/det:a")
     assert again.rc == 0
     assert again.result["digest"] == first.result["digest"]
     assert again.result["bytes_uploaded"] == 0
@@ -80,17 +67,8 @@ def test_build_is_deterministic_and_repush_uploads_nothing(
 
 
 def test_source_date_epoch_changes_digest(registry: LocalRegistry, tree: Path) -> None:
-    plain = build(registry, tree, "models/sde:a")
-    dated = run_cli(
-        "build",
-        "--context",
-        str(tree),
-        "--image",
-        f"{registry.host}/models/sde:b",
-        "--insecure-registry",
-        registry.host,
-        env={"SOURCE_DATE_EPOCH": "1700000000"},
-    )
+    plain = run_build(registry.host, tree, "models/sde:a")
+    dated = run_build(registry.host, tree, "models/sde:b", env={"SOURCE_DATE_EPOCH": "1700000000"})
     assert plain.rc == dated.rc == 0
     assert plain.result["digest"] != dated.result["digest"]
 
@@ -99,9 +77,9 @@ def test_build_on_base_image(registry: LocalRegistry, tree: Path, tmp_path: Path
     base_ctx = tmp_path / "base"
     (base_ctx / "bin").mkdir(parents=True)
     (base_ctx / "bin" / "sh").write_text("#!/bin/true\n")
-    base = build(registry, base_ctx, "base/shell:1")
+    base = run_build(registry.host, base_ctx, "base/shell:1")
     assert base.rc == 0, base.stderr
-    run = build(registry, tree, "models/onbase:v1", "--base", f"{registry.host}/base/shell:1")
+    run = run_build(registry.host, tree, "models/onbase:v1", "--base", f"{registry.host}/base/shell:1")
     assert run.rc == 0, run.stderr
     manifest = skopeo_to_dir(f"{registry.host}/models/onbase:v1", tmp_path / "out", "--src-tls-verify=false")
     assert (
@@ -204,7 +182,7 @@ def test_unreachable_registry_is_a_registry_error(tree: Path, tmp_path: Path) ->
 
 
 def test_layer_budget_packs_small_files(registry: LocalRegistry, tree: Path, tmp_path: Path) -> None:
-    run = build(registry, tree, "models/packed:v1", "--max-layers", "3")
+    run = run_build(registry.host, tree, "models/packed:v1", "--max-layers", "3")
     assert run.rc == 0, run.stderr
     assert run.result["layers"] == 3
     manifest = skopeo_to_dir(f"{registry.host}/models/packed:v1", tmp_path / "out", "--src-tls-verify=false")

@@ -9,7 +9,7 @@ import pytest
 
 from hack.registry import LocalRegistry
 
-from .helpers import run_cli
+from .helpers import run_build, run_cli
 
 pytestmark = pytest.mark.registry
 
@@ -45,15 +45,7 @@ def test_skopeo_mode_copies_digest_preserved(registry: LocalRegistry, tmp_path: 
     ctx = tmp_path / "model"
     ctx.mkdir()
     (ctx / "w.bin").write_bytes(b"s" * 5000)
-    built = run_cli(
-        "build",
-        "--context",
-        str(ctx),
-        "--image",
-        f"{registry.host}/compat/src:v1",
-        "--insecure-registry",
-        registry.host,
-    )
+    built = run_build(registry.host, ctx, "compat/src:v1")
     assert built.rc == 0, built.stderr
     run = run_cli(
         "skopeo",

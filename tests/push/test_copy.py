@@ -13,7 +13,7 @@ from controller.push.reference import parse_reference
 from hack.registry import LocalRegistry
 from tests.fixtures.registry import TLS_PASSWORD, TLS_USER
 
-from .helpers import authfile, run_cli
+from .helpers import authfile, run_build, run_cli
 
 pytestmark = pytest.mark.registry
 
@@ -142,18 +142,14 @@ async def test_build_on_multi_arch_base_picks_platform(registry: LocalRegistry, 
     ctx = tmp_path / "model"
     ctx.mkdir()
     (ctx / "m.bin").write_bytes(b"m" * 1000)
-    run = run_cli(
-        "build",
-        "--context",
-        str(ctx),
-        "--image",
-        f"{registry.host}/models/onmulti:v1",
+    run = run_build(
+        registry.host,
+        ctx,
+        "models/onmulti:v1",
         "--base",
         f"{registry.host}/base/multi:multi",
         "--platform",
         "linux/arm64",
-        "--insecure-registry",
-        registry.host,
     )
     assert run.rc == 0, run.stderr
     assert run.result["layers"] == 3

@@ -11,11 +11,12 @@ import asyncio
 import base64
 import json
 import secrets
-import subprocess
 import time
 from pathlib import Path
 
 from aiohttp import web
+
+from hack.certs import RSA_2048, new_key, openssl, self_signed_cert
 
 SERVICE = "model-image-push-test"
 ISSUER = "model-image-push-test-issuer"
@@ -45,29 +46,9 @@ class TokenServer:
 
     def _make_key(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                str(self.key),
-                "-out",
-                str(self.cert),
-                "-days",
-                "2",
-                "-subj",
-                "/CN=token-signer",
-            ],
-            check=True,
-            capture_output=True,
-        )
-        der = subprocess.run(
-            ["openssl", "x509", "-in", str(self.cert), "-outform", "DER"], check=True, capture_output=True
-        ).stdout
+        new_key(self.key, RSA_2048)
+        self_signed_cert(self.cert, self.key, "/CN=token-signer", 2)
+        der = openssl("x509", "-in", self.cert, "-outform", "DER")
         self._x5c = base64.b64encode(der).decode()
 
     async def start(self) -> None:
@@ -87,12 +68,7 @@ class TokenServer:
     def _sign(self, claims: dict) -> str:
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self._x5c]}
         signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-        sig = subprocess.run(
-            ["openssl", "dgst", "-sha256", "-sign", str(self.key)],
-            input=signing_input.encode(),
-            check=True,
-            capture_output=True,
-        ).stdout
+        sig = openssl("dgst", "-sha256", "-sign", self.key, stdin=signing_input.encode())
         return f"{signing_input}.{_b64(sig)}"
 
     async def _token(self, request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """Small loopback TCP servers that put a real registry into states the tests need.
 
-- `HangServer`: accepts connections and never answers, so a push stays running until it is cancelled
-  or timed out.
+- `HangServer` (from tests.support.loopback): accepts connections and never answers, so a push stays
+  running until it is cancelled or timed out.
 - `DenyOnceProxy`: forwards to a real registry but answers the first non-ping request with
   `403 Forbidden`, so exactly one push attempt fails (the work pod exits with an auth error) and
   the next attempt goes through untouched.
@@ -13,58 +13,15 @@ import asyncio
 import contextlib
 import json
 
+from tests.support.loopback import HangServer, LoopbackServer
+
+__all__ = ["DenyOnceProxy", "HangServer"]
+
 _PING = (b"GET /v2/ ", b"HEAD /v2/ ")
 _METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ")
 
 
-class _Server:
-    def __init__(self) -> None:
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-
-    @property
-    def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for w in list(self._writers):
-            w.close()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        raise NotImplementedError
-
-
-class HangServer(_Server):
-    """Reads whatever arrives and never answers (until the client gives up or the server stops)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.connections = 0
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self._writers.add(writer)
-        try:
-            while await reader.read(65536):
-                pass
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-
-class DenyOnceProxy(_Server):
+class DenyOnceProxy(LoopbackServer):
     def __init__(self, upstream_host: str) -> None:
         super().__init__()
         host, port = upstream_host.rsplit(":", 1)

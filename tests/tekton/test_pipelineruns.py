@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from hack.registry import LocalRegistry
 from hack.tekton.launcher import free_port
@@ -30,6 +31,22 @@ def write_model(root: Path) -> None:
 
 async def model_pvc(make_pvc, namespace: str) -> None:
     write_model(await make_pvc(namespace, "models") / "mistral")
+
+
+def model_push(registry: str, image: str, **task: Any) -> dict[str, Any]:
+    """Pipeline task `push`: the workspace's model to `registry/image`, over plain HTTP."""
+    return push_task(
+        "push",
+        params=params(source=SOURCE, image=f"{registry}/{image}", insecure_registries=registry),
+        workspaces=WS,
+        **task,
+    )
+
+
+async def start_push(tk: Tekton, pr_name: str, task: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    """Starts a one-task PipelineRun on the `models` PVC; returns the task's CustomRun once it exists."""
+    await tk.create(pipeline_run(pr_name, [task], workspace_claim="models", **spec))
+    return await tk.wait_child(pr_name, "push")
 
 
 async def assert_pods_gone(tk: Tekton, custom_run: str) -> None:
@@ -112,14 +129,7 @@ async def test_cancelling_pipelinerun_cancels_our_run_and_pod(
     tk: Tekton, namespace: str, make_pvc, hang_registry: HangServer
 ) -> None:
     await model_pvc(make_pvc, namespace)
-    hang = hang_registry.host
-    task = push_task(
-        "push",
-        params=params(source=SOURCE, image=f"{hang}/{namespace}/m:v1", insecure_registries=hang),
-        workspaces=WS,
-    )
-    await tk.create(pipeline_run("to-cancel", [task], workspace_claim="models"))
-    run = await tk.wait_child("to-cancel", "push")
+    run = await start_push(tk, "to-cancel", model_push(hang_registry.host, f"{namespace}/m:v1"))
     name = run["metadata"]["name"]
     await tk.wait_running_pod(name)
 
@@ -138,16 +148,8 @@ async def test_pipeline_timeout_reaches_our_run(
     tk: Tekton, namespace: str, make_pvc, hang_registry: HangServer
 ) -> None:
     await model_pvc(make_pvc, namespace)
-    hang = hang_registry.host
-    task = push_task(
-        "push",
-        params=params(source=SOURCE, image=f"{hang}/{namespace}/m:v1", insecure_registries=hang),
-        workspaces=WS,
-    )
-    await tk.create(
-        pipeline_run("pipeline-timeout", [task], workspace_claim="models", timeouts={"pipeline": "25s"})
-    )
-    run = await tk.wait_child("pipeline-timeout", "push")
+    task = model_push(hang_registry.host, f"{namespace}/m:v1")
+    run = await start_push(tk, "pipeline-timeout", task, timeouts={"pipeline": "25s"})
     name = run["metadata"]["name"]
     await tk.wait_pod(name)
 
@@ -166,15 +168,9 @@ async def test_pipeline_task_timeout_times_out_our_run(
     tk: Tekton, namespace: str, make_pvc, hang_registry: HangServer
 ) -> None:
     await model_pvc(make_pvc, namespace)
-    hang = hang_registry.host
-    task = push_task(
-        "push",
-        params=params(source=SOURCE, image=f"{hang}/{namespace}/m:v1", insecure_registries=hang),
-        workspaces=WS,
-        timeout="15s",
+    run = await start_push(
+        tk, "task-timeout", model_push(hang_registry.host, f"{namespace}/m:v1", timeout="15s")
     )
-    await tk.create(pipeline_run("task-timeout", [task], workspace_claim="models"))
-    run = await tk.wait_child("task-timeout", "push")
     name = run["metadata"]["name"]
     assert run["spec"]["timeout"] == "15s"
     await tk.wait_pod(name)
@@ -193,14 +189,7 @@ async def test_retry_after_failed_first_attempt(
     proxy = DenyOnceProxy(registry.host)
     await proxy.start()
     try:
-        task = push_task(
-            "push",
-            params=params(
-                source=SOURCE, image=f"{proxy.host}/{namespace}/retried:v1", insecure_registries=proxy.host
-            ),
-            workspaces=WS,
-            retries=1,
-        )
+        task = model_push(proxy.host, f"{namespace}/retried:v1", retries=1)
         await tk.create(pipeline_run("retried", [task], workspace_claim="models"))
         pr = await tk.wait_pr_done("retried")
     finally:
@@ -222,12 +211,9 @@ async def test_retry_after_failed_first_attempt(
 async def test_failing_push_fails_pipelinerun_with_our_reason(tk: Tekton, namespace: str, make_pvc) -> None:
     await model_pvc(make_pvc, namespace)
     closed = f"127.0.0.1:{free_port()}"  # nothing listens here
-    task = push_task(
-        "push",
-        params=params(source=SOURCE, image=f"{closed}/{namespace}/m:v1", insecure_registries=closed),
-        workspaces=WS,
+    await tk.create(
+        pipeline_run("failing", [model_push(closed, f"{namespace}/m:v1")], workspace_claim="models")
     )
-    await tk.create(pipeline_run("failing", [task], workspace_claim="models"))
 
     pr = await tk.wait_pr_done("failing", within=240)
     summary = await tk.describe("failing")

@@ -1,0 +1,61 @@
+"""The asyncio TCP server on a free 127.0.0.1 port that the tests' stand-in servers and proxies share.
+
+Subclasses implement `_handle` (one call per connection). Closing the listening socket leaves open
+connections alone, so `stop` also closes the writers a handler registered in `_writers`; a subclass that
+tracks its connections differently overrides `_close_connections`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class LoopbackServer:
+    def __init__(self) -> None:
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        await self._close_connections()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5)
+
+    async def _close_connections(self) -> None:
+        for w in list(self._writers):
+            w.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class HangServer(LoopbackServer):
+    """Reads whatever arrives and never answers (until the client gives up or the server stops)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.connections = 0
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.add(writer)
+        try:
+            while await reader.read(65536):
+                pass
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
