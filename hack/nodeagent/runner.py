@@ -202,9 +202,13 @@ class PodRunner:
                 local.mkdir(parents=True, exist_ok=True)
                 mounts[vm["mountPath"]] = str(local)
         pm = PathMap(mounts)
-        env = await self._env(c, scratch)
+        base = self._base_env(scratch)
+        spec_env = await self._spec_env(c, base)
+        env = base | spec_env
         argv = pm.rewrite_all([expand(a, env) for a in argv])
-        env = {k: pm.rewrite(v) for k, v in env.items()}
+        # Only the pod's own values name mount paths; the agent's (PATH into the checkout, scratch dirs)
+        # are host paths already and must not be rewritten, e.g. a checkout under /tmp with /tmp mounted.
+        env = base | {k: pm.rewrite(v) for k, v in spec_env.items()}
         cwd = pm.local(c["workingDir"]) if c.get("workingDir") else str(scratch)
         Path(cwd).mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - local, instant
         self.started[name] = now()
@@ -230,8 +234,9 @@ class PodRunner:
         finally:
             logf.close()
 
-    async def _env(self, c: dict[str, Any], scratch: Path) -> dict[str, str]:
-        env: dict[str, str] = {
+    def _base_env(self, scratch: Path) -> dict[str, str]:
+        """What the agent gives every container: the checkout's venv and the scratch dir (host paths)."""
+        return {
             "PATH": f"{REPO}/.venv/bin:{SYSTEM_PATH}",
             "PYTHONPATH": str(REPO),
             "HOME": str(scratch),
@@ -239,6 +244,10 @@ class PodRunner:
             "HOSTNAME": self.name,
             "LANG": "C.UTF-8",
         }
+
+    async def _spec_env(self, c: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
+        """The container's envFrom and env, expanded against `base` and each other (not yet path-mapped)."""
+        env: dict[str, str] = {}
         for ef in c.get("envFrom") or []:
             prefix = ef.get("prefix", "")
             if "configMapRef" in ef:
@@ -250,7 +259,7 @@ class PodRunner:
             env |= {prefix + k: v for k, v in data.items()}
         for e in c.get("env") or []:
             if "valueFrom" not in e:
-                env[e["name"]] = expand(e.get("value", ""), env)
+                env[e["name"]] = expand(e.get("value", ""), base | env)
                 continue
             vf = e["valueFrom"]
             if "fieldRef" in vf:

@@ -2,6 +2,7 @@
 
 from kubernetes_asyncio import client
 
+from hack.nodeagent.runner import REPO
 from tests.cluster.pods import pod
 from tests.fixtures.cluster import NODE, wait_for_pod_phase
 
@@ -62,3 +63,22 @@ async def test_missing_executable_fails_with_start_error(kube_api, namespace):
     term = got["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (got["status"]["phase"], term["reason"], term["exitCode"]) == ("Failed", "StartError", 128)
     assert "definitely-not-a-binary" in term["message"]
+
+
+async def test_mount_over_the_checkouts_parent_keeps_the_venv(kube_api, namespace):
+    # Work pods mount an emptyDir at /tmp; a checkout under /tmp (as CI's may be) must still run the
+    # checkout's python: mount paths are mapped in the pod's own values, never in the agent's PATH.
+    core = client.CoreV1Api(kube_api)
+    top = "/" + REPO.parts[1]
+    script = "import sys, controller.push; assert sys.prefix != sys.base_prefix, sys.prefix"
+    spec = pod(
+        "venv",
+        script,
+        volumes=[{"name": "scratch", "emptyDir": {}}],
+        container={"volumeMounts": [{"name": "scratch", "mountPath": top}]},
+    )
+    await core.create_namespaced_pod(namespace, spec)
+
+    got = await wait_for_pod_phase(core, namespace, "venv", {"Succeeded", "Failed"})
+
+    assert got["status"]["phase"] == "Succeeded", got["status"]["containerStatuses"][0]["state"]
