@@ -26,15 +26,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from controller.model.quantity import parse_size  # noqa: E402
 from hack.registry import LocalRegistry  # noqa: E402
 
 MiB = 1 << 20
-
-
-def parse_size(text: str) -> int:
-    t = text.strip().upper().removesuffix("IB").removesuffix("B")
-    mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(t[-1:], 1)
-    return int(float(t[:-1] if t[-1:] in "KMG" else t) * mult)
 
 
 def du(path: Path, exclude: tuple[Path, ...] = ()) -> int:

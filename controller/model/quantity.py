@@ -16,8 +16,11 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_quantity(text: str) -> int:
-    """Return the quantity in base units (bytes for storage), rounded up. Raises ValueError."""
+def parse_quantity(text: str | int) -> int:
+    """Return the quantity in base units (bytes for storage), rounded up like the API server does for
+    fractional byte quantities. Raises ValueError."""
+    if isinstance(text, int):
+        return text
     match = _QUANTITY.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 20Gi, 1G)")
@@ -32,14 +35,31 @@ def parse_quantity(text: str) -> int:
 
 
 def format_quantity(value: int) -> str:
-    """Format bytes with the largest binary suffix that keeps an integer (Kubernetes' canonical form)."""
-    if value <= 0:
+    """Format bytes with the largest binary suffix that keeps an integer, like resource.Quantity.String()
+    for BinarySI (the kubelet prints negative figures too, e.g. `available: -2Ki`)."""
+    if value == 0:
         return "0"
+    sign, magnitude = ("-" if value < 0 else ""), abs(value)
     for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
         factor = _BINARY[suffix]
-        if value % factor == 0:
-            return f"{value // factor}{suffix}"
-    return str(value)
+        if magnitude % factor == 0:
+            return f"{sign}{magnitude // factor}{suffix}"
+    return f"{sign}{magnitude}"
+
+
+_SIZE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([KMGT]?)(?:i?B|i)?$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """A size typed by a person, in binary units: `64M`, `64Mi`, `64MB`, `1g`, `4096` -> bytes.
+
+    For command-line flags (chunk size, model size); Kubernetes objects use `parse_quantity`, where
+    `M` means 10^6."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size (e.g. 4096, 64M, 24Mi, 1G)")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()])
 
 
 def round_up_mi(value: int) -> int:

@@ -9,6 +9,8 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
+from controller.model.quantity import parse_size
+
 from .auth import Credentials, load_authfile
 from .client import ClientOptions, RegistryClient
 from .errors import InvalidInput, PushError
@@ -34,12 +36,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _size(text: str) -> int:
-    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    t = text.strip().lower().removesuffix("ib").removesuffix("b")
     try:
-        if t and t[-1] in units:
-            return int(float(t[:-1]) * units[t[-1]])
-        return int(t)
+        return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 67108864 or 64M)") from exc
 

@@ -5,21 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 from pathlib import Path
+
+from controller.model import quantity
 
 CHUNK = 4 << 20
 SHARDS = 4
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]?)i?B?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 def parse_size(text: str) -> int:
-    """`300M`, `300Mi`, `1G`, `4096` -> bytes (binary units: a demo size, not a Kubernetes quantity)."""
-    m = _SIZE.match(text)
-    if not m:
-        raise ValueError(f"{text!r} is not a size like 300M, 24Mi or 1G")
-    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    """The demo's --size: `300M`, `24Mi`, `1G` in binary units, at least 1M."""
+    size = quantity.parse_size(text)
     if size < 1 << 20:
         raise ValueError("the model must be at least 1M")
     return size

@@ -9,13 +9,13 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from controller.model.quantity import parse_quantity
 from hack.nodeagent.config import AgentConfig, NodeConfig
 from hack.nodeagent.du import disk_usage
 from hack.nodeagent.eviction import PodUsage, limit_eviction, node_capacity, node_pressure_eviction
 from hack.nodeagent.kube import as_dict, status_code
 from hack.nodeagent.nodes import NodeRegistrar
 from hack.nodeagent.pvbinder import PVBinder
-from hack.nodeagent.quantity import to_bytes
 from hack.nodeagent.runner import PodRunner
 
 log = logging.getLogger("nodeagent")
@@ -145,7 +145,7 @@ class Agent:
                 continue
             by_node.setdefault(r.node, []).append((r, u))
         for node, items in by_node.items():
-            alloc = to_bytes(self.nodes[node].ephemeral)
+            alloc = parse_quantity(self.nodes[node].ephemeral)
             hit = node_pressure_eviction([u for _, u in items], node_capacity(alloc), alloc)
             if hit:
                 key, msg = hit

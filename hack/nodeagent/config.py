@@ -2,7 +2,7 @@
 
 from pydantic import BaseModel, Field, field_validator
 
-from hack.nodeagent.quantity import parse_quantity
+from controller.model.quantity import parse_quantity
 
 EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 

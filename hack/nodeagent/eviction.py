@@ -5,7 +5,7 @@ Pure: callers pass measured usage; nothing here touches the disk or the API.
 
 from dataclasses import dataclass, field
 
-from hack.nodeagent.quantity import format_bytes
+from controller.model.quantity import format_quantity
 
 RESOURCE = "ephemeral-storage"
 
@@ -45,12 +45,13 @@ def limit_eviction(pod: PodUsage) -> str | None:
     """Kubelet's localStorageEviction order: emptyDir sizeLimit, then the pod total, then each container."""
     for v in pod.volumes:
         if v.size_limit is not None and v.used > v.size_limit:
-            return f'Usage of EmptyDir volume "{v.name}" exceeds the limit "{format_bytes(v.size_limit)}". '
+            limit = format_quantity(v.size_limit)
+            return f'Usage of EmptyDir volume "{v.name}" exceeds the limit "{limit}". '
     limited = [c for c in pod.containers if c.limit is not None]
     if limited:
         pod_limit = sum(c.limit or 0 for c in limited)
         if pod.total > pod_limit:
-            text = _text(limited[0]) if len(limited) == 1 else format_bytes(pod_limit)
+            text = _text(limited[0]) if len(limited) == 1 else format_quantity(pod_limit)
             return f"Pod ephemeral local storage usage exceeds the total limit of containers {text}. "
     for c in limited:
         if c.limit is not None and c.used > c.limit:
@@ -69,19 +70,19 @@ def node_pressure_eviction(pods: list[PodUsage], capacity: int, allocatable: int
     threshold = capacity - allocatable
     available = capacity - used
     msg = f"The node was low on resource: {RESOURCE}. "
-    msg += f"Threshold quantity: {format_bytes(threshold)}, available: {format_bytes(available)}. "
+    msg += f"Threshold quantity: {format_quantity(threshold)}, available: {format_quantity(available)}. "
     for c in victim.containers:
         req = c.request or 0
         if c.used > req:
             msg += (
-                f"Container {c.name} was using {format_bytes(c.used)}, request is {format_bytes(req)}, "
+                f"Container {c.name} was using {format_quantity(c.used)}, request is {format_quantity(req)}, "
                 f"has larger consumption of {RESOURCE}. "
             )
     return victim.key, msg
 
 
 def _text(c: ContainerUsage) -> str:
-    return c.limit_text or format_bytes(c.limit or 0)
+    return c.limit_text or format_quantity(c.limit or 0)
 
 
 def node_capacity(allocatable: int) -> int:

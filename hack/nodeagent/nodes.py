@@ -9,11 +9,11 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from controller.model.quantity import format_quantity, parse_quantity
 from hack.nodeagent.config import NodeConfig, parse_taint
 from hack.nodeagent.eviction import node_capacity
 from hack.nodeagent.kube import MERGE, status_code
 from hack.nodeagent.podstatus import HOST_IP, now
-from hack.nodeagent.quantity import format_bytes, to_bytes
 
 log = logging.getLogger("nodeagent.nodes")
 KUBELET_VERSION = "v1.33.13"
@@ -23,11 +23,11 @@ _BOOT_ID = str(uuid.uuid4())
 
 
 def capacity(n: NodeConfig) -> tuple[dict[str, str], dict[str, str]]:
-    alloc = to_bytes(n.ephemeral)
+    alloc = parse_quantity(n.ephemeral)
     cap = {
         "cpu": n.cpu,
         "memory": n.memory,
-        "ephemeral-storage": format_bytes(node_capacity(alloc)),
+        "ephemeral-storage": format_quantity(node_capacity(alloc)),
         "pods": str(n.pods),
     }
     return cap, {**cap, "ephemeral-storage": n.ephemeral}

@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 from kubernetes_asyncio import client
 
+from controller.model.quantity import parse_quantity
 from hack.nodeagent.envvars import expand, field_value
 from hack.nodeagent.eviction import ContainerUsage, PodUsage, VolumeUsage
 from hack.nodeagent.images import ImageNotAllowed, resolve_argv
@@ -28,7 +29,6 @@ from hack.nodeagent.podstatus import (
     pod_status,
     termination_message,
 )
-from hack.nodeagent.quantity import to_bytes
 from hack.nodeagent.volumes import VolumeBuilder, VolumeNotReady, Volumes
 
 log = logging.getLogger("nodeagent.runner")
@@ -371,8 +371,8 @@ class PodRunner:
                 ContainerUsage(
                     name=c["name"],
                     used=container_bytes.get(c["name"], 0),
-                    limit=to_bytes(lim) if lim else None,
-                    request=to_bytes(req) if req else None,
+                    limit=parse_quantity(lim) if lim else None,
+                    request=parse_quantity(req) if req else None,
                     limit_text=lim,
                 )
             )

@@ -8,9 +8,9 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
+from controller.model.quantity import parse_quantity
 from hack.nodeagent.envvars import field_value
 from hack.nodeagent.kube import as_dict, status_code
-from hack.nodeagent.quantity import to_bytes
 
 
 class VolumeNotReady(Exception):
@@ -66,7 +66,7 @@ class VolumeBuilder:
             out.dirs[name] = d
             if "emptyDir" in v:
                 limit = (v["emptyDir"] or {}).get("sizeLimit")
-                out.ephemeral[name] = (d, to_bytes(limit) if limit else None)
+                out.ephemeral[name] = (d, parse_quantity(limit) if limit else None)
             elif "secret" in v:
                 s = v["secret"]
                 _write(

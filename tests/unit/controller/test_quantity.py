@@ -1,6 +1,6 @@
 import pytest
 
-from controller.model.quantity import format_quantity, parse_duration, parse_quantity
+from controller.model.quantity import format_quantity, parse_duration, parse_quantity, parse_size
 
 
 @pytest.mark.parametrize(
@@ -13,6 +13,8 @@ from controller.model.quantity import format_quantity, parse_duration, parse_qua
         ("1.5Gi", 1610612736),
         ("70312Ki", 70312 * 1024),
         ("500m", 1),
+        ("1500m", 2),
+        (3, 3),
     ],
 )
 def test_parse_quantity(text: str, value: int) -> None:
@@ -26,7 +28,8 @@ def test_parse_quantity_rejects(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "text"), [(1024**3, "1Gi"), (96 * 1024**2, "96Mi"), (1536, "1536"), (2048, "2Ki"), (0, "0")]
+    ("value", "text"),
+    [(1024**3, "1Gi"), (96 * 1024**2, "96Mi"), (1536, "1536"), (2048, "2Ki"), (0, "0"), (-2048, "-2Ki")],
 )
 def test_format_quantity(value: int, text: str) -> None:
     assert format_quantity(value) == text
@@ -43,3 +46,24 @@ def test_parse_duration(text: str, seconds: float) -> None:
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("4096", 4096),
+        ("64M", 64 << 20),
+        ("64Mi", 64 << 20),
+        ("64MB", 64 << 20),
+        ("1g", 1 << 30),
+        ("1.5K", 1536),
+    ],
+)
+def test_parse_size_is_binary(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "M", "12X", "-5M", "1 2M"])
+def test_parse_size_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_size(text)
