@@ -17,7 +17,7 @@ from typing import Any
 from controller.logic import naming
 from controller.logic.eviction import is_storage_eviction, next_request, parse_eviction
 from controller.logic.params import ParamsError, raw_params, validate_params
-from controller.logic.pod import CONTAINER, Facts, PlanError, build_pod
+from controller.logic.pod import CA_KEYS, CONTAINER, Facts, PlanError, build_pod
 from controller.logic.results import parse_failure, parse_success
 from controller.model.customrun import CANCELLED, CustomRun
 from controller.model.params import PushParams
@@ -25,7 +25,14 @@ from controller.model.quantity import format_quantity, parse_duration
 from controller.settings import Settings
 
 # reasons that no retry can fix: the input or the cluster setup must change first
-FINAL_REASONS = {"InvalidParams", "MissingSecret", "MissingWorkspace", "PodRejected", "CustomRunCancelled"}
+FINAL_REASONS = {
+    "InvalidParams",
+    "MissingSecret",
+    "MissingCABundle",
+    "MissingWorkspace",
+    "PodRejected",
+    "CustomRunCancelled",
+}
 
 
 @dataclass(frozen=True)
@@ -285,6 +292,17 @@ def _plan_pod(
             f"create it with kubectl create secret docker-registry {params.registry_secret} ..."
         )
         return _final(b, "MissingSecret", msg, "failed", params.resolved_mode)
+    if params.ca_bundle and facts.ca_bundle in ("missing", "nokey"):
+        ns = b.run.metadata.namespace
+        keys = " or ".join(CA_KEYS)
+        detail = "not found" if facts.ca_bundle == "missing" else f"has no {keys} key"
+        msg = (
+            f"ConfigMap {params.ca_bundle!r} (param 'ca-bundle') {detail} in namespace {ns!r}; create it "
+            f"with kubectl create configmap {params.ca_bundle} --from-file={CA_KEYS[0]}=<PEM file> -n {ns} "
+            f"(on OpenShift an empty ConfigMap labelled config.openshift.io/inject-trusted-cabundle=true "
+            f"gets the cluster's trusted CAs)"
+        )
+        return _final(b, "MissingCABundle", msg, "failed", params.resolved_mode)
     if facts.pod_rejected:
         msg = f"The API server rejected pod {d.pod_name}: {facts.pod_rejected}"
         return _final(b, "PodRejected", msg, "failed", params.resolved_mode)

@@ -18,6 +18,9 @@ WORKSPACE_ROOT = "/workspace"
 TERMINATION_PATH = "/dev/termination-log"
 AUTH_DIR = "/etc/modelpush/auth"
 AUTH_KEY = ".dockerconfigjson"
+CA_DIR = "/etc/modelpush/ca"
+# OpenShift's trusted-CA injection writes ca-bundle.crt; ca.crt is the other common name. First one wins.
+CA_KEYS = ("ca-bundle.crt", "ca.crt")
 SCRATCH_DIR = "/scratch"
 TMP_DIR = "/tmp"
 CONTAINER = "push"
@@ -37,6 +40,7 @@ class Facts:
 
     pvcs: Mapping[str, PvcInfo | None] = field(default_factory=dict)  # claim -> info; None: not found
     secret: str | None = None  # "ok", "missing", "nokey"; None: not checked
+    ca_bundle: str | None = None  # the CA_KEYS key found, "missing" or "nokey"; None: not checked
     defaults: Mapping[str, Any] | None = None  # params from the referenced ModelImagePush object
     defaults_missing: bool = False
     pod_rejected: str | None = None  # the API server's message when it refused the pod
@@ -143,7 +147,14 @@ def _insecure(params: PushParams, settings: Settings) -> list[str]:
     return list(dict.fromkeys(hosts))
 
 
-def _args(params: PushParams, mode: str, pod: str, mounts: list[Mount], settings: Settings) -> list[str]:
+def ca_key(facts: Facts) -> str:
+    """The ConfigMap key to pass as --ca-file: the one the preflight found, else OpenShift's."""
+    return facts.ca_bundle if facts.ca_bundle in CA_KEYS else CA_KEYS[0]
+
+
+def _args(
+    params: PushParams, mode: str, pod: str, mounts: list[Mount], settings: Settings, facts: Facts
+) -> list[str]:
     storage_root = None
     if mode in ("buildah", "skopeo"):
         if mounts and params.storage != "ephemeral":
@@ -170,6 +181,8 @@ def _args(params: PushParams, mode: str, pod: str, mounts: list[Mount], settings
         args += ["--insecure-registry", host]
     if params.registry_secret:
         args += ["--authfile", f"{AUTH_DIR}/{AUTH_KEY}"]
+    if params.ca_bundle:  # all modes: the compat wrappers turn it into buildah/skopeo --cert-dir
+        args += ["--ca-file", f"{CA_DIR}/{ca_key(facts)}"]
     args += ["--result-file", TERMINATION_PATH]
     return args
 
@@ -215,6 +228,9 @@ def build_pod(
     if params.registry_secret:
         volume_mounts.append({"name": "registry-auth", "mountPath": AUTH_DIR, "readOnly": True})
         volumes.append({"name": "registry-auth", "secret": {"secretName": params.registry_secret}})
+    if params.ca_bundle:
+        volume_mounts.append({"name": "ca-bundle", "mountPath": CA_DIR, "readOnly": True})
+        volumes.append({"name": "ca-bundle", "configMap": {"name": params.ca_bundle}})
 
     container_sc: dict[str, Any] = {"allowPrivilegeEscalation": privileged, "privileged": privileged}
     if not privileged:
@@ -247,7 +263,7 @@ def build_pod(
                 "image": settings.work_image,
                 "imagePullPolicy": settings.image_pull_policy,
                 "command": ["python3", "-m", "controller.push"],
-                "args": _args(params, mode, name, mounts, settings),
+                "args": _args(params, mode, name, mounts, settings, facts),
                 "env": [{"name": "TMPDIR", "value": TMP_DIR}, {"name": "HOME", "value": TMP_DIR}],
                 "resources": {
                     "requests": {

@@ -29,6 +29,8 @@ _UNREACHABLE_HINTS = (
     "no such host",
     "timed out",
     "timeout",
+    "not trusted",  # TLS: the README lists TLS under RegistryUnreachable (fix: ca-bundle or insecure)
+    "certificate verify failed",
 )
 
 

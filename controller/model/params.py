@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from controller.model.quantity import parse_quantity
 
@@ -36,6 +36,8 @@ PARAM_HELP: dict[str, str] = {
     "ephemeral-storage": "a Kubernetes quantity such as 512Mi or 20Gi",
     "model-size": "a Kubernetes quantity such as 48Gi (the model's size, used to size buildah/skopeo pods)",
     "registry-secret": "the name of a kubernetes.io/dockerconfigjson Secret in the CustomRun's namespace",
+    "ca-bundle": "the name of a ConfigMap in the CustomRun's namespace with PEM CA certificates under key "
+    "ca-bundle.crt or ca.crt",
     "insecure-registries": "registry hosts host[:port], comma-separated or an array",
     "node-selector": 'a JSON object of node labels, e.g. {"disk": "large"}',
     "tolerations": 'a JSON array of pod tolerations, e.g. [{"key": "k", "operator": "Exists"}]',
@@ -53,6 +55,11 @@ def check_image_ref(value: str) -> str:
     if not _REF.match(ref):
         raise ValueError("must be an image reference host[:port]/repo[:tag] or ...@sha256:<digest>")
     return ref
+
+
+def is_object_name(value: str) -> bool:
+    """A lower-case DNS-1123 name, as Secrets and ConfigMaps have."""
+    return bool(_DNS1123.match(value))
 
 
 def ref_host(ref: str) -> str:
@@ -78,6 +85,7 @@ class PushParams(BaseModel):
     ephemeral_storage: int | None = Field(default=None, alias="ephemeral-storage")
     model_size: int | None = Field(default=None, alias="model-size")
     registry_secret: str | None = Field(default=None, alias="registry-secret")
+    ca_bundle: str | None = Field(default=None, alias="ca-bundle")
     insecure_registries: tuple[str, ...] = Field(default=(), alias="insecure-registries")
     node_selector: dict[str, str] = Field(default_factory=dict, alias="node-selector")
     tolerations: tuple[dict[str, Any], ...] = ()
@@ -134,14 +142,15 @@ class PushParams(BaseModel):
             raise ValueError("must be greater than zero")
         return size
 
-    @field_validator("registry_secret", mode="before")
+    @field_validator("registry_secret", "ca_bundle", mode="before")
     @classmethod
-    def _secret(cls, value: Any) -> str | None:
+    def _object_name(cls, value: Any, info: ValidationInfo) -> str | None:
         if value is None or value == "":
             return None
         text = _as_text(value).strip()
-        if not _DNS1123.match(text):
-            raise ValueError("must be a Secret name (lower-case DNS-1123)")
+        if not is_object_name(text):
+            kind = "ConfigMap" if info.field_name == "ca_bundle" else "Secret"
+            raise ValueError(f"must be a {kind} name (lower-case DNS-1123)")
         return text
 
     @field_validator("insecure_registries", mode="before")

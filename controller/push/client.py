@@ -104,9 +104,11 @@ class RegistryClient:
         self._ping_locks: dict[str, asyncio.Lock] = {}
         self._token_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self.use_sendfile = True  # plain-HTTP layer uploads from files go through sendfile(2)
-        self._verify_ctx = ssl.create_default_context(
-            cafile=str(self.options.ca_file) if self.options.ca_file else None
-        )
+        # --ca-file adds to the system CAs (create_default_context(cafile=...) would replace them, so a
+        # private-CA bundle would break pulls of public base/source images)
+        self._verify_ctx = ssl.create_default_context()
+        if self.options.ca_file:
+            self._verify_ctx.load_verify_locations(cafile=str(self.options.ca_file))
 
     async def __aenter__(self) -> RegistryClient:
         connector = aiohttp.TCPConnector(limit=self.options.connections, force_close=False)

@@ -16,8 +16,9 @@ from controller.logic import naming
 from controller.logic.decision import Decision, decide
 from controller.logic.params import defaults_from_spec
 from controller.logic.patch import merge_patch
-from controller.logic.pod import AUTH_KEY, Facts, PvcInfo, workspace_claims
+from controller.logic.pod import AUTH_KEY, CA_KEYS, Facts, PvcInfo, workspace_claims
 from controller.model.customrun import CustomRun
+from controller.model.params import is_object_name
 from controller.obs.metrics import Metrics
 from controller.settings import Settings
 
@@ -77,6 +78,7 @@ class Reconciler:
                     facts = Facts(
                         pvcs=facts.pvcs if facts else {},
                         secret=facts.secret if facts else None,
+                        ca_bundle=facts.ca_bundle if facts else None,
                         defaults=facts.defaults if facts else None,
                         pod_rejected=created,
                     )
@@ -161,7 +163,18 @@ class Reconciler:
                 secret_state = "missing"
             else:
                 secret_state = "ok" if AUTH_KEY in (secret.get("data") or {}) else "nokey"
-        return Facts(pvcs=pvcs, secret=secret_state, defaults=defaults, defaults_missing=missing)
+        ca_state = None
+        ca_name = params.get("ca-bundle") or (defaults or {}).get("ca-bundle")
+        if isinstance(ca_name, str) and is_object_name(ca_name.strip()):  # else InvalidParams follows
+            cm = await self.api.get_configmap(ns, ca_name.strip())
+            if cm is None:
+                ca_state = "missing"
+            else:
+                keys = set(cm.get("data") or {}) | set(cm.get("binaryData") or {})
+                ca_state = next((k for k in CA_KEYS if k in keys), "nokey")
+        return Facts(
+            pvcs=pvcs, secret=secret_state, ca_bundle=ca_state, defaults=defaults, defaults_missing=missing
+        )
 
     async def _pvc_info(self, pvc: dict[str, Any]) -> PvcInfo:
         meta, spec = pvc.get("metadata") or {}, pvc.get("spec") or {}

@@ -51,3 +51,52 @@ async def test_registry_secret_auth(
     pod = (await crs.pods("auth-good"))[0]
     mount = next(m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["name"] == "registry-auth")
     assert mount["readOnly"] is True
+
+
+async def test_ca_bundle_configmap_trusts_private_ca(
+    controllers, crs: CustomRuns, kube_api, make_pvc, tls_registry, namespace
+) -> None:
+    """A registry behind a private CA: trusted through a ConfigMap, with TLS verification left on."""
+    await controllers()
+    core = client.CoreV1Api(kube_api)
+    await model_pvc(make_pvc, namespace)
+    host = tls_registry.host
+    await _secret(core, namespace, "good", host, TLS_USER, TLS_PASSWORD)
+    pem = tls_registry.ca_file.read_text()
+    await core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "registry-ca"}, "data": {"ca-bundle.crt": pem}}
+    )
+    image = f"{host}/{namespace}/private-ca:v1"
+    base = {"source": "dir:///workspace/model", "image": image, "registry-secret": "good"}
+
+    await crs.create("ca-ok", {**base, "ca-bundle": "registry-ca"}, WS)
+    ok = await crs.wait_done("ca-ok")
+    assert (cond(ok)["status"], cond(ok)["reason"]) == ("True", "Succeeded"), cond(ok)
+    assert await skopeo_digest(image, f"{TLS_USER}:{TLS_PASSWORD}") == results(ok)["IMAGE_DIGEST"]
+    pod = (await crs.pods("ca-ok"))[0]
+    args = pod["spec"]["containers"][0]["args"]
+    assert args[args.index("--ca-file") + 1] == "/etc/modelpush/ca/ca-bundle.crt"
+    insecure = [args[i + 1] for i, a in enumerate(args) if a == "--insecure-registry"]
+    assert host not in insecure  # TLS verified against the bundle, not skipped
+
+    # a compatibility mode gets the bundle as skopeo's --cert-dir
+    copied = f"{host}/{namespace}/private-ca-skopeo:v1"
+    skopeo = {"source": f"docker://{image}", "image": copied, "mode": "skopeo"}
+    await crs.create("ca-skopeo", {**skopeo, "registry-secret": "good", "ca-bundle": "registry-ca"})
+    sk = await crs.wait_done("ca-skopeo")
+    assert (cond(sk)["status"], cond(sk)["reason"]) == ("True", "Succeeded"), cond(sk)
+    assert results(sk)["IMAGE_DIGEST"] == results(ok)["IMAGE_DIGEST"]
+
+    # the same run without the bundle: the private CA is not trusted (proves the bundle did the work)
+    await crs.create("ca-none", base, WS)
+    none = await crs.wait_done("ca-none")
+    assert (cond(none)["status"], cond(none)["reason"]) == ("False", "RegistryUnreachable"), cond(none)
+    assert "not trusted" in cond(none)["message"], cond(none)
+
+    await crs.create("ca-missing", {**base, "ca-bundle": "no-such-ca"}, WS, retries=2)
+    missing = await crs.wait_done("ca-missing", limit=60)
+    c = cond(missing)
+    assert (c["status"], c["reason"]) == ("False", "MissingCABundle"), c
+    assert "'no-such-ca'" in c["message"] and "kubectl create configmap" in c["message"]
+    assert await crs.pods("ca-missing") == []
+    assert not missing["status"].get("retriesStatus")

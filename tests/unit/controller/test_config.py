@@ -31,6 +31,8 @@ def test_role_grants_what_the_code_calls() -> None:
     assert grants[("", "pods")] == {"get", "list", "watch", "create", "delete"}
     assert grants[("coordination.k8s.io", "leases")] == {"get", "create", "update"}
     assert grants[("", "events")] == {"create"}
+    for preflight in ("persistentvolumeclaims", "persistentvolumes", "secrets", "configmaps"):
+        assert grants[("", preflight)] == {"get"}, preflight
     assert all("*" not in verbs for verbs in grants.values())
 
 

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from controller.logic.decision import decide, ts
+from controller.logic.decision import FINAL_REASONS, decide, ts
 from controller.logic.pod import Facts, PvcInfo
 from controller.model.customrun import CustomRun
 from controller.settings import Settings
@@ -126,6 +126,11 @@ def test_succeeded_without_result_fails() -> None:
         (
             4,
             '{"error": {"kind": "registry", "message": "127.0.0.1:1 unreachable: Connection refused"}}',
+            "RegistryUnreachable",
+        ),
+        (
+            4,
+            '{"error": {"kind": "registry", "message": "TLS certificate of r:1 not trusted (x)"}}',
             "RegistryUnreachable",
         ),
         (3, '{"error": {"kind": "auth", "message": "401 from 127.0.0.1:5000"}}', "AuthenticationFailed"),
@@ -297,6 +302,19 @@ def test_pod_deadline_exceeded_is_timeout() -> None:
             "MissingSecret",
             ".dockerconfigjson",
         ),
+        (Facts(pvcs=FACTS.pvcs, ca_bundle="missing"), {"ca-bundle": "my-ca"}, "MissingCABundle", "'my-ca'"),
+        (
+            Facts(pvcs=FACTS.pvcs, ca_bundle="missing"),
+            {"ca-bundle": "my-ca"},
+            "MissingCABundle",
+            "kubectl create configmap my-ca --from-file=ca-bundle.crt=",
+        ),
+        (
+            Facts(pvcs=FACTS.pvcs, ca_bundle="nokey"),
+            {"ca-bundle": "my-ca"},
+            "MissingCABundle",
+            "has no ca-bundle.crt or ca.crt key",
+        ),
         (Facts(pvcs={"model-pvc": None}), {}, "MissingWorkspace", "model-pvc"),
         (
             Facts(pvcs=FACTS.pvcs, pod_rejected="maximum ephemeral-storage usage per Container is 1Gi"),
@@ -312,6 +330,17 @@ def test_preflight_failures(facts: Facts, params: dict[str, Any], reason: str, n
     assert d.create_pod is None
     c = cond(d.status)
     assert (c["status"], c["reason"]) == ("False", reason) and needle in c["message"]
+    assert reason in FINAL_REASONS  # never retried: the cluster setup must change first
+    assert not d.status.get("retriesStatus") and d.status["completionTime"]
+
+
+@pytest.mark.parametrize("found", ["ca-bundle.crt", "ca.crt"])
+def test_ca_bundle_found_plans_pod_with_that_key(found: str) -> None:
+    r = run({"source": "dir:///workspace/model", "image": "127.0.0.1:5000/acme/m:v1", "ca-bundle": "my-ca"})
+    d = decide(r, None, NOW, SETTINGS, Facts(pvcs=FACTS.pvcs, ca_bundle=found))
+    assert d.create_pod is not None
+    args = d.create_pod["spec"]["containers"][0]["args"]
+    assert args[args.index("--ca-file") + 1] == f"/etc/modelpush/ca/{found}"
 
 
 def test_defaults_object_missing() -> None:

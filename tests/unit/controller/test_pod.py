@@ -182,6 +182,40 @@ def test_build_pod_skopeo_ephemeral_storage_uses_emptydir() -> None:
     assert {"name": "scratch", "emptyDir": {}} in plan.manifest["spec"]["volumes"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "facts", "ca_file"),
+    [
+        ({}, FACTS, "/etc/modelpush/ca/ca-bundle.crt"),  # not checked: OpenShift's key
+        ({}, Facts(pvcs=FACTS.pvcs, ca_bundle="ca.crt"), "/etc/modelpush/ca/ca.crt"),
+        (
+            {"mode": "buildah"},
+            Facts(pvcs=FACTS.pvcs, ca_bundle="ca-bundle.crt"),
+            "/etc/modelpush/ca/ca-bundle.crt",
+        ),
+        ({"source": "docker://q.io/a/b:1"}, Facts(ca_bundle="ca.crt"), "/etc/modelpush/ca/ca.crt"),
+        ({"source": "docker://q.io/a/b:1", "mode": "skopeo"}, Facts(), "/etc/modelpush/ca/ca-bundle.crt"),
+    ],
+)
+def test_ca_bundle_mounts_configmap_and_passes_ca_file(
+    extra: dict[str, Any], facts: Facts, ca_file: str
+) -> None:
+    p = params(**{"ca-bundle": "trusted-ca", **extra})
+    ws = None if "source" not in extra else []
+    plan = build_pod(run(workspaces=ws), p, 1, SETTINGS, facts, None)
+    c = container(plan.manifest)
+    assert c["args"][c["args"].index("--ca-file") + 1] == ca_file
+    assert c["args"][-2:] == ["--result-file", "/dev/termination-log"]
+    assert {"name": "ca-bundle", "mountPath": "/etc/modelpush/ca", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "ca-bundle", "configMap": {"name": "trusted-ca"}} in plan.manifest["spec"]["volumes"]
+
+
+def test_no_ca_bundle_no_ca_file() -> None:
+    plan = build_pod(run(), params(), 1, SETTINGS, Facts(pvcs=FACTS.pvcs, ca_bundle="ca.crt"), None)
+    c = container(plan.manifest)
+    assert "--ca-file" not in c["args"]
+    assert all(v["name"] != "ca-bundle" for v in plan.manifest["spec"]["volumes"])
+
+
 def test_build_pod_copy_tls_verify_false_adds_hosts() -> None:
     p = params(source="docker://reg.example:5000/a/b:1", **{"tls-verify": "false"})
     c = container(build_pod(run(workspaces=[]), p, 1, SETTINGS, Facts(), None).manifest)
