@@ -79,6 +79,9 @@ def test_kustomize_builds(overlay: str, kinds: set[str]) -> None:
         assert c["securityContext"]["readOnlyRootFilesystem"] is True
         assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # work pods follow the controller's image when an install retags it
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["MODELPUSH_WORK_IMAGE"] == c["image"]
 
 
 def test_settings_configmap_loads(tmp_path, monkeypatch) -> None:
