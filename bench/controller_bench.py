@@ -17,7 +17,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from controller.kube.client import MERGE_PATCH, ApiError, KubeClient  # noqa: E402
+from hack.ports import free_port  # noqa: E402
 
 RESULT = json.dumps(
     {
@@ -44,12 +44,6 @@ RESULT = json.dumps(
         "seconds": 0.0,
     }
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_peak_kib(pid: int) -> int:

@@ -19,7 +19,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -29,16 +28,11 @@ import urllib.request
 from pathlib import Path
 
 from hack.certs import RSA_2048, new_key, self_signed_cert, signed_cert
+from hack.ports import free_port
 
 REGISTRY_BIN = os.environ.get("DOCKER_REGISTRY_BIN", "/usr/bin/docker-registry")
 START_TIMEOUT = 20.0
 CERT_DAYS = 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make_cert(directory: Path) -> tuple[Path, Path, Path]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import socket
 import sys
 import time
 import urllib.request
@@ -16,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from hack.localcluster import LocalCluster
-from hack.localcluster.procs import alive, read_pid
+from hack.localcluster.procs import alive, read_pid, record_pid
 from hack.localcluster.rest import Rest
+from hack.ports import free_port
 from hack.tekton.launcher import TektonController
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,13 +24,6 @@ NODE = "local-node-1"
 SMALL_NODE = "local-small"
 SMALL_LABEL = ("modelpush.dev/node-size", "small")
 SMALL_TAINT_KEY = "modelpush.dev/small"
-_HOSTPORT = re.compile(r"^127\.0\.0\.1:\d+$")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def nodes(small_ephemeral: str) -> list[dict[str, Any]]:
@@ -44,13 +36,6 @@ def nodes(small_ephemeral: str) -> list[dict[str, Any]]:
             "taints": [f"{SMALL_TAINT_KEY}=true:NoSchedule"],
         },
     ]
-
-
-def _start_time(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
 
 
 @dataclass
@@ -87,24 +72,9 @@ class Stack:
         self.cluster.start()
         self.cluster.start_node_agent(nodes(small_ephemeral), self.state_dir)
 
-    def start_registry(self, timeout: float = 30.0) -> None:
+    def start_registry(self) -> None:
         assert self.cluster is not None
-        log = self.logdir / "registry.log"
-        log.unlink(missing_ok=True)
-        argv = [sys.executable, "-m", "hack.registry", "serve", "--dir", str(self.workdir / "registry-data")]
-        self.cluster.spawn("registry", argv)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = log.read_text(errors="replace") if log.exists() else ""
-            hosts = [ln.strip() for ln in text.splitlines() if _HOSTPORT.match(ln.strip())]
-            if hosts:
-                self.registry = hosts[-1]
-                return
-            pid = read_pid(self.cluster.piddir, "registry")
-            if pid is None or not alive(pid):
-                raise RuntimeError(f"the registry exited; see {log}")
-            time.sleep(0.2)
-        raise RuntimeError(f"the registry did not report its address; see {log}")
+        self.registry = self.cluster.start_registry(self.workdir / "registry-data")
 
     def start_tekton(self, ready_within: float = 180.0) -> bool:
         """Tekton's CRDs, config and controller; False (with `tekton_error`) when it cannot start here."""
@@ -122,8 +92,7 @@ class Stack:
             return False
         assert ctl.proc is not None
         # Recorded like the cluster's own processes, so stop() and `--down` stop it too.
-        pid = ctl.proc.pid
-        (self.cluster.piddir / "tekton.pid").write_text(f"{pid} {_start_time(pid)}\n")
+        record_pid(self.cluster.piddir, "tekton", ctl.proc.pid)
         self.tekton = True
         return True
 

@@ -6,10 +6,8 @@ and a registry (hack.registry); writes .local/kubeconfig and .local/registry (ho
 """
 
 import argparse
-import re
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from hack.localcluster.binaries import REPO
@@ -17,7 +15,6 @@ from hack.localcluster.cluster import LocalCluster
 from hack.localcluster.procs import alive, read_pid
 
 NODE = "local-node-1"
-_HOSTPORT = re.compile(r"^127\.0\.0\.1:\d+$")
 
 
 class Paths:
@@ -30,34 +27,13 @@ class Paths:
         self.registry = root / "registry"
 
 
-def _registry_host(lc: LocalCluster, timeout: float = 30.0) -> str:
-    log = lc.logdir / "registry.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.exists():
-            hosts = [
-                ln.strip()
-                for ln in log.read_text(errors="replace").splitlines()
-                if _HOSTPORT.match(ln.strip())
-            ]
-            if hosts:
-                return hosts[-1]
-        pid = read_pid(lc.piddir, "registry")
-        if pid is None or not alive(pid):
-            raise RuntimeError(f"registry exited; see {log}")
-        time.sleep(0.2)
-    raise RuntimeError(f"registry did not report its address; see {log}")
-
-
 def up(p: Paths, node_ephemeral: str) -> None:
     lc = LocalCluster(p.cluster)
     lc.start()
     lc.start_node_agent([{"name": NODE, "ephemeral": node_ephemeral}], p.node)
     pid = read_pid(lc.piddir, "registry")
     if pid is None or not alive(pid) or not p.registry.exists():
-        (lc.logdir / "registry.log").unlink(missing_ok=True)
-        lc.spawn("registry", [sys.executable, "-m", "hack.registry", "serve", "--dir", str(p.registry_data)])
-        p.registry.write_text(_registry_host(lc) + "\n")
+        p.registry.write_text(lc.start_registry(p.registry_data) + "\n")
     shutil.copyfile(lc.kubeconfig, p.kubeconfig)
     p.kubeconfig.chmod(0o600)
     print(f"local cluster up: apiserver {lc.server}, node {NODE} (ephemeral-storage {node_ephemeral})")

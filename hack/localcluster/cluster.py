@@ -5,6 +5,7 @@ Every component runs detached in its own process group with a pid file under ``<
 """
 
 import json
+import re
 import sys
 import time
 import urllib.request
@@ -16,13 +17,14 @@ import yaml
 from hack.localcluster.binaries import REPO, bin_dir
 from hack.localcluster.certs import Pki, make_pki
 from hack.localcluster.kubeconfig import write_kubeconfig
-from hack.localcluster.ports import free_port
 from hack.localcluster.procs import alive, read_pid, spawn, stop_recorded
 from hack.localcluster.rest import Rest
+from hack.ports import free_port
 
 MANIFESTS = REPO / "hack" / "manifests"
 SERVICE_CIDR = "10.0.0.0/24"
 CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+_HOSTPORT = re.compile(r"^127\.0\.0\.1:\d+$")  # the line `python -m hack.registry serve` prints
 # Controllers a real cluster would run that our tests depend on (GC, namespace deletion, service accounts,
 # quota status, the kube-root-ca.crt ConfigMap, and the finalizers the storage admission plugin adds).
 CONTROLLERS = (
@@ -136,6 +138,23 @@ class LocalCluster:
         """Runs an extra process (node agent, registry) whose lifetime is tied to this cluster."""
         # cwd = repo root, so `python -m hack.*` children import the checkout wherever we were started from.
         return spawn(name, argv, self.piddir, self.logdir, env, self.die_with_parent, cwd=REPO)
+
+    def start_registry(self, data_dir: Path, timeout: float = 30.0) -> str:
+        """Starts Debian's docker-registry (``python -m hack.registry serve``) as an extra of this cluster and
+        returns the ``127.0.0.1:PORT`` it reports."""
+        log = self.logdir / "registry.log"
+        log.unlink(missing_ok=True)  # the address to wait for is the one this start prints
+        self.spawn("registry", [sys.executable, "-m", "hack.registry", "serve", "--dir", str(data_dir)])
+        host = ""
+
+        def reported() -> bool:
+            nonlocal host
+            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+            host = next((ln.strip() for ln in reversed(lines) if _HOSTPORT.match(ln.strip())), "")
+            return bool(host)
+
+        _wait("the registry's address", reported, timeout, ("registry",), self.piddir)
+        return host
 
     def start_node_agent(
         self, nodes: list[dict[str, Any]], state_dir: Path, name: str = "nodeagent", timeout: float = 60.0

@@ -42,8 +42,13 @@ def spawn(
             close_fds=True,
             preexec_fn=_die_with_parent if die_with_parent else None,
         )
-    (piddir / f"{name}.pid").write_text(f"{proc.pid} {_start_time(proc.pid)}\n")
+    record_pid(piddir, name, proc.pid)
     return proc.pid
+
+
+def record_pid(piddir: Path, name: str, pid: int) -> None:
+    """Tracks `pid` under `name` (with its start time, see read_pid) so stop_recorded can stop it later."""
+    (piddir / f"{name}.pid").write_text(f"{pid} {_start_time(pid)}\n")
 
 
 def _start_time(pid: int) -> str:

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import aiohttp
 import pytest
 from kubernetes_asyncio import client
 
+from hack.ports import free_port
 from tests.fixtures.cluster import ClusterInfo, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,12 +31,6 @@ GROUP, VERSION, PLURAL = "tekton.dev", "v1beta1", "customruns"
 WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 
 pytestmark = pytest.mark.cluster
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ControllerProcess:

@@ -160,7 +160,7 @@ def test_untrusted_certificate_is_refused_by_default(tls_registry: LocalRegistry
 
 
 def test_unreachable_registry_is_a_registry_error(tree: Path, tmp_path: Path) -> None:
-    from hack.registry import free_port
+    from hack.ports import free_port
 
     host = f"127.0.0.1:{free_port()}"
     run = run_cli(
