@@ -39,7 +39,7 @@ class Facts:
     """What the applier read from the cluster before planning a pod (absent keys were not checked)."""
 
     pvcs: Mapping[str, PvcInfo | None] = field(default_factory=dict)  # claim -> info; None: not found
-    secret: str | None = None  # "ok", "missing", "nokey"; None: not checked
+    secret: str | None = None  # AUTH_KEY when present, "missing", "nokey"; None: not checked
     ca_bundle: str | None = None  # the CA_KEYS key found, "missing" or "nokey"; None: not checked
     defaults: Mapping[str, Any] | None = None  # params from the referenced ModelImagePush object
     defaults_missing: bool = False

@@ -16,11 +16,9 @@ _DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-def parse_quantity(text: str | int) -> int:
+def parse_quantity(text: str) -> int:
     """Return the quantity in base units (bytes for storage), rounded up like the API server does for
     fractional byte quantities. Raises ValueError."""
-    if isinstance(text, int):
-        return text
     match = _QUANTITY.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. 512Mi, 20Gi, 1G)")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,13 +77,7 @@ class Reconciler:
             if decision.create_pod is not None:
                 created = await self._create_pod(decision.create_pod)
                 if isinstance(created, str):  # rejected by admission: decide again knowing that
-                    facts = Facts(
-                        pvcs=facts.pvcs if facts else {},
-                        secret=facts.secret if facts else None,
-                        ca_bundle=facts.ca_bundle if facts else None,
-                        defaults=facts.defaults if facts else None,
-                        pod_rejected=created,
-                    )
+                    facts = dataclasses.replace(facts or Facts(), pod_rejected=created)
                     continue
                 if created is None:  # it already exists: adopt it and decide again
                     existing = await self.api.get_pod(namespace, pod_name)
@@ -145,7 +141,6 @@ class Reconciler:
         for claim in workspace_claims(run):
             obj = await self.api.get_pvc(ns, claim)
             pvcs[claim] = None if obj is None else await self._pvc_info(obj)
-        secret_state = None
         params = {p.name: p.value for p in run.spec.params}
         defaults: dict[str, Any] | None = None
         missing = False
@@ -156,22 +151,12 @@ class Reconciler:
                 missing = True
             else:
                 defaults = defaults_from_spec(obj.get("spec") or {})
-        secret_name = params.get("registry-secret") or (defaults or {}).get("registry-secret")
-        if secret_name and isinstance(secret_name, str):
-            secret = await self.api.get_secret(ns, secret_name)
-            if secret is None:
-                secret_state = "missing"
-            else:
-                secret_state = "ok" if AUTH_KEY in (secret.get("data") or {}) else "nokey"
-        ca_state = None
-        ca_name = params.get("ca-bundle") or (defaults or {}).get("ca-bundle")
-        if isinstance(ca_name, str) and is_object_name(ca_name.strip()):  # else InvalidParams follows
-            cm = await self.api.get_configmap(ns, ca_name.strip())
-            if cm is None:
-                ca_state = "missing"
-            else:
-                keys = set(cm.get("data") or {}) | set(cm.get("binaryData") or {})
-                ca_state = next((k for k in CA_KEYS if k in keys), "nokey")
+
+        def named(param: str) -> Any:
+            return params.get(param) or (defaults or {}).get(param)
+
+        secret_state = await _key_state(self.api.get_secret, ns, named("registry-secret"), (AUTH_KEY,))
+        ca_state = await _key_state(self.api.get_configmap, ns, named("ca-bundle"), CA_KEYS)
         return Facts(
             pvcs=pvcs, secret=secret_state, ca_bundle=ca_state, defaults=defaults, defaults_missing=missing
         )
@@ -237,3 +222,17 @@ def _pv_node(pv: dict[str, Any]) -> str | None:
             ):
                 return str(expr["values"][0])
     return None
+
+
+async def _key_state(
+    get: Callable[[str, str], Awaitable[dict[str, Any] | None]], ns: str, name: Any, keys: tuple[str, ...]
+) -> str | None:
+    """Which of `keys` the Secret/ConfigMap `name` holds: the first one present, "nokey" or "missing";
+    None when no valid name was given (the params check reports a bad one as InvalidParams)."""
+    if not isinstance(name, str) or not is_object_name(name.strip()):
+        return None
+    obj = await get(ns, name.strip())
+    if obj is None:
+        return "missing"
+    present = set(obj.get("data") or {}) | set(obj.get("binaryData") or {})
+    return next((k for k in keys if k in present), "nokey")

@@ -14,7 +14,6 @@ from controller.model.quantity import format_quantity, parse_duration, parse_qua
         ("70312Ki", 70312 * 1024),
         ("500m", 1),
         ("1500m", 2),
-        (3, 3),
     ],
 )
 def test_parse_quantity(text: str, value: int) -> None:
