@@ -1,0 +1,31 @@
+"""The pause image: Debian's catatonit in pause mode, pushed to a real registry, cached by content."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from hack.images import ensure
+from hack.images.oci import image_config
+from hack.registry import LocalRegistry
+
+
+def test_pause_is_pushed_with_catatonit_p_entrypoint(registry: LocalRegistry) -> None:
+    image = ensure(["pause"], registry.host)["pause"]
+    assert image.ref == f"{registry.host}/modelpush/pause:{image.tag}"
+    assert image_config(image.layout)["config"]["Entrypoint"] == ["/catatonit", "-P"]
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{image.pinned}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert json.loads(out)["Digest"] == image.digest
+
+
+def test_warm_ensure_reuses_the_cached_layout(registry: LocalRegistry) -> None:
+    first = ensure(["pause"], registry.host)["pause"]
+    before = first.layout.stat().st_mtime_ns
+    second = ensure(["pause"], registry.host)["pause"]
+    assert second == first
+    assert second.layout.stat().st_mtime_ns == before
