@@ -17,12 +17,14 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-if [[ ! -x .venv/bin/python ]] || ! cmp -s requirements.lock .venv/.installed-lock; then
-  echo "install-deps: creating .venv from requirements.lock" >&2
+# requirements.lock is the runtime set (the image installs only it); requirements-dev.lock adds
+# the test and lint tools on top.
+if [[ ! -x .venv/bin/python ]] || ! cat requirements.lock requirements-dev.lock | cmp -s - .venv/.installed-lock; then
+  echo "install-deps: creating .venv from requirements-dev.lock" >&2
   python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r requirements.lock
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.lock
   .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
-  cp requirements.lock .venv/.installed-lock
+  cat requirements.lock requirements-dev.lock > .venv/.installed-lock
 fi
 
 if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hack.images import pause
+from hack.images import base, pause, project
 from hack.images.publish import publish
 
 REPO_PREFIX = "modelpush"
@@ -14,6 +14,8 @@ REPO_PREFIX = "modelpush"
 # name -> function that returns the cached layout, building it (and what it is built on) when missing.
 BUILDERS: dict[str, Callable[[], Path]] = {
     "pause": pause.layout,
+    "base": base.layout,
+    "model-image-push": project.layout,
 }
 NAMES = tuple(BUILDERS)
 
@@ -54,8 +56,10 @@ class Images:
     """The refs the cluster code needs."""
 
     pause: Image
+    base: Image  # Debian bookworm minbase; also serves as Tekton's shell image
+    project: Image  # the controller and work-pod image, from the Containerfile
 
 
 def ensure_images(registry: str) -> Images:
     got = ensure(NAMES, registry)
-    return Images(pause=got["pause"])
+    return Images(pause=got["pause"], base=got["base"], project=got["model-image-push"])
