@@ -11,11 +11,11 @@ import subprocess
 from pathlib import Path
 
 from hack.images.cache import Key, build_slot
-from hack.images.oci import LayoutWriter
+from hack.images.oci import Entry, LayoutWriter
 from hack.images.proc import ImageBuildError, log_path, run
 
 NAME = "base"
-RECIPE = "base/2"
+RECIPE = "base/4"
 SUITE = "bookworm"
 HOST_SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 # Fixed, so mmdebstrap clamps file times and the same packages give the same layer.
@@ -28,6 +28,18 @@ SLIM = (
     "path-exclude=/usr/share/locale/*",
     "path-exclude=/usr/share/lintian/*",
     "path-exclude=/usr/share/groff/*",
+)
+# What Debian's own images carry as /etc/apt/apt.conf.d/docker-clean: apt's package caches (80 MB
+# for a few packages) never stay in a layer. A layer of its own: inside mmdebstrap its Post-Invoke
+# would run on the host and its cache settings would keep the caches in the rootfs.
+_RM_CACHES = (
+    "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"
+)
+APT_CLEAN = (
+    f'DPkg::Post-Invoke {{ "{_RM_CACHES}"; }};\n'
+    f'APT::Update::Post-Invoke {{ "{_RM_CACHES}"; }};\n'
+    'Dir::Cache::pkgcache "";\n'
+    'Dir::Cache::srcpkgcache "";\n'
 )
 CONFIG = {
     "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -76,6 +88,7 @@ def layout() -> Path:
         .add("sources", sources.encode())
         .add("mmdebstrap", _mmdebstrap_version().encode())
         .add("slim", "\n".join(SLIM).encode())
+        .add("apt-clean", APT_CLEAN.encode())
         .hexdigest()
     )
     with build_slot(NAME, key) as (final, tmp):
@@ -107,6 +120,7 @@ def _build(out: Path, sources: str) -> None:
     w = LayoutWriter(out)
     with open(rootfs, "rb") as f:
         w.tar_layer(f, f"mmdebstrap --variant=minbase {SUITE}")
+    w.files_layer([Entry("etc/apt/apt.conf.d/docker-clean", data=APT_CLEAN.encode())], "COPY docker-clean")
     w.finish(CONFIG)
     rootfs.unlink()
     (work / "debian.sources").unlink()

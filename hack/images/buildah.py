@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import configparser
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hack.images.cache import cache_root, locked
-from hack.images.oci import TAG
+from hack.images import base
+from hack.images.cache import Key, build_slot, cache_root, locked
+from hack.images.oci import TAG, manifest_digest
 from hack.images.proc import ImageBuildError, log_path, run
 
 STORE_LOCK = "buildah-store"
@@ -63,6 +65,28 @@ def load(layout: Path) -> str:
             dest = f"containers-storage:[overlay@{store / 'root'}+{store / 'runroot'}]{ref}"
             run(["skopeo", "copy", "--quiet", f"oci:{layout}:{TAG}", dest], log)
     return ref
+
+
+def on_base(name: str, recipe: str, context: Mapping[str, Path], smoke: Sequence[Sequence[str]]) -> Path:
+    """The cached layout of `context["Containerfile"]` built FROM the local base (`BASE_IMAGE`).
+
+    `context` maps paths in the build context to host files; they, the base digest and the recipe
+    make the key. Returns the layout, building it when missing.
+    """
+    base_layout = base.layout()
+    key = Key(recipe).add("base", manifest_digest(base_layout).encode())
+    for rel, src in sorted(context.items()):
+        key.add_file(f"context/{rel}", src)
+    digest = key.hexdigest()
+    with build_slot(name, digest) as (final, tmp):
+        if tmp is not None:
+            ctx = tmp / "context"
+            for rel, src in context.items():
+                (ctx / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, ctx / rel)
+            build(name, digest, ctx, ctx / "Containerfile", {"BASE_IMAGE": load(base_layout)}, tmp, smoke)
+            shutil.rmtree(ctx)
+    return final
 
 
 def build(

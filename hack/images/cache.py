@@ -13,7 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 KEY_CHARS = 16  # hex characters of the sha256 used in directory names and tags
@@ -40,11 +40,6 @@ class Key:
         st = path.stat()
         self.add(f"{label}:mode", oct(st.st_mode & 0o7777).encode())
         return self.add(label, file_sha256(path).encode())
-
-    def add_tree(self, label: str, root: Path, files: Iterable[Path]) -> Key:
-        for f in sorted(files):
-            self.add_file(f"{label}/{f.relative_to(root).as_posix()}", f)
-        return self
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()[:KEY_CHARS]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from hack.images import base, pause, project
+from hack.images import base, pause, project, step, tekton
 from hack.images.publish import publish
 
 REPO_PREFIX = "modelpush"
@@ -16,6 +17,8 @@ BUILDERS: dict[str, Callable[[], Path]] = {
     "pause": pause.layout,
     "base": base.layout,
     "model-image-push": project.layout,
+    "step": step.layout,
+    **{tekton.image_name(cmd): partial(tekton.layout, cmd) for cmd in tekton.COMMANDS},
 }
 NAMES = tuple(BUILDERS)
 
@@ -58,8 +61,20 @@ class Images:
     pause: Image
     base: Image  # Debian bookworm minbase; also serves as Tekton's shell image
     project: Image  # the controller and work-pod image, from the Containerfile
+    step: Image  # base + skopeo, non-root: for test Tasks
+    tekton: dict[str, Image]  # by command: controller, webhook, events, entrypoint, nop, ...
+
+    def tekton_refs(self) -> dict[str, str]:
+        """Command -> ref for every Tekton image, plus `shell` (the base) for `-shell-image`."""
+        return {**{cmd: im.ref for cmd, im in self.tekton.items()}, "shell": self.base.ref}
 
 
 def ensure_images(registry: str) -> Images:
     got = ensure(NAMES, registry)
-    return Images(pause=got["pause"], base=got["base"], project=got["model-image-push"])
+    return Images(
+        pause=got["pause"],
+        base=got["base"],
+        project=got["model-image-push"],
+        step=got["step"],
+        tekton={cmd: got[tekton.image_name(cmd)] for cmd in tekton.COMMANDS},
+    )

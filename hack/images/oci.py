@@ -196,3 +196,14 @@ def compressed_size(layout: Path) -> int:
     blobs = layout / "blobs" / "sha256"
     manifest = json.loads((blobs / manifest_digest(layout).split(":", 1)[1]).read_text())
     return int(manifest["config"]["size"]) + sum(int(la["size"]) for la in manifest["layers"])
+
+
+def file_names(layout: Path) -> set[str]:
+    """Every path any layer of the layout's image holds (relative, no leading `./`)."""
+    blobs = layout / "blobs" / "sha256"
+    manifest = json.loads((blobs / manifest_digest(layout).split(":", 1)[1]).read_text())
+    names: set[str] = set()
+    for layer in manifest["layers"]:
+        with tarfile.open(blobs / layer["digest"].split(":", 1)[1]) as tar:
+            names.update(n.removeprefix("./") for n in tar.getnames())
+    return names

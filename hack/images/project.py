@@ -7,12 +7,9 @@ controller's and the push program's `--help` as the image's non-root user.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from hack.images import base, buildah
-from hack.images.cache import Key, build_slot
-from hack.images.oci import manifest_digest
+from hack.images import buildah
 
 NAME = "model-image-push"
 RECIPE = "project/1"
@@ -28,7 +25,8 @@ SMOKE = (
 )
 
 
-def context_files(repo: Path = REPO) -> list[Path]:
+def context_files(repo: Path = REPO) -> dict[str, Path]:
+    """Build-context path -> repo file, for exactly what the Containerfile copies."""
     files: list[Path] = []
     for entry in CONTEXT:
         path = repo / entry
@@ -40,37 +38,8 @@ def context_files(repo: Path = REPO) -> list[Path]:
             ]
         else:
             files.append(path)
-    return files
+    return {f.relative_to(repo).as_posix(): f for f in files}
 
 
 def layout() -> Path:
-    base_layout = base.layout()
-    files = context_files()
-    key = (
-        Key(RECIPE)
-        .add("base", manifest_digest(base_layout).encode())
-        .add_tree("context", REPO, files)
-        .hexdigest()
-    )
-    with build_slot(NAME, key) as (final, tmp):
-        if tmp is not None:
-            context = tmp / "context"
-            for f in files:
-                dest = context / f.relative_to(REPO)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, dest)
-            out = tmp / "image"
-            buildah.build(
-                NAME,
-                key,
-                context,
-                context / "Containerfile",
-                {"BASE_IMAGE": buildah.load(base_layout)},
-                out,
-                SMOKE,
-            )
-            shutil.rmtree(context)
-            for item in out.iterdir():
-                item.rename(tmp / item.name)
-            out.rmdir()
-    return final
+    return buildah.on_base(NAME, RECIPE, context_files(), SMOKE)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds Tekton's pipelines controller (github.com/tektoncd/pipeline/cmd/controller)
-# from the Go module proxy in a throwaway module and caches it outside the repo,
-# keyed by version, so a warm run is a no-op. Prints the binary path on stdout.
+# Builds Tekton Pipelines' commands (github.com/tektoncd/pipeline/cmd/...) from the Go module proxy
+# in a throwaway module and caches them outside the repo, keyed by version, so a warm run is a no-op.
+#   build.sh        the pipelines controller only (for the host-process launcher); prints its path
+#   build.sh --all  every command the release's images need (hack/images puts each in an image at
+#                   /ko-app/<cmd>, where Tekton's manifests and pod builder expect it); prints the dir
 # Tekton v1.9.x pins client-go v0.32, which talks fine to the local v1.33 apiserver.
 set -euo pipefail
 
@@ -9,12 +11,24 @@ TEKTON_VERSION="${TEKTON_VERSION:-v1.9.1}"
 CACHE="${MODELPUSH_CACHE:-$HOME/.cache/model-image-push}"
 BIN="$CACHE/bin/tekton-$TEKTON_VERSION"
 OUT="$BIN/tekton-pipelines-controller"
+# The release's Deployments (controller, webhook, events) and the images the controller injects into
+# TaskRun pods (entrypoint, nop, workingdirinit, sidecarlogresults). Resolvers are a separate install.
+ALL_CMDS=(controller webhook events entrypoint nop workingdirinit sidecarlogresults)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { echo "tekton-build: $*" >&2; }
 
-if [[ -x "$OUT" ]]; then
-  echo "$OUT"; exit 0
+# The controller keeps its historical name; `--all` also gives it its command name (a hard link).
+want=(controller)
+[[ "${1:-}" == --all ]] && want=("${ALL_CMDS[@]}")
+[[ -x "$OUT" && ! -e "$BIN/controller" ]] && ln "$OUT" "$BIN/controller"
+missing=()
+for cmd in "${want[@]}"; do
+  [[ -x "$BIN/$cmd" ]] || missing+=("$cmd")
+done
+if ((${#missing[@]} == 0)); then
+  if [[ "${1:-}" == --all ]]; then echo "$BIN"; else echo "$OUT"; fi
+  exit 0
 fi
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
@@ -40,11 +54,15 @@ lines += [l[len("replace "):].strip() for l in text.splitlines() if l.startswith
 for l in lines:
     print("replace " + l.split("//")[0].strip())
 PY
-log "resolving dependencies of github.com/tektoncd/pipeline@$TEKTON_VERSION"
-go get "github.com/tektoncd/pipeline/cmd/controller@$TEKTON_VERSION" >&2
-log "compiling (cold build takes several minutes on a shared 2-core box)"
-go build -trimpath -ldflags "-s -w" \
-  -o "$OUT.tmp" github.com/tektoncd/pipeline/cmd/controller >&2
-mv "$OUT.tmp" "$OUT"
-log "built in $(( $(date +%s) - start ))s into $OUT"
-echo "$OUT"
+pkgs=("${missing[@]/#/github.com/tektoncd/pipeline/cmd/}")
+log "resolving dependencies of ${missing[*]} at $TEKTON_VERSION"
+go get "${pkgs[@]/%/@$TEKTON_VERSION}" >&2
+log "compiling ${missing[*]} (cold build takes several minutes on a shared 2-core box)"
+mkdir out
+nice -n 10 go build -trimpath -ldflags "-s -w" -o out/ "${pkgs[@]}" >&2
+for cmd in "${missing[@]}"; do
+  mv "out/$cmd" "$BIN/$cmd.tmp.$$" && mv "$BIN/$cmd.tmp.$$" "$BIN/$cmd"
+done
+[[ -e "$OUT" ]] || ln "$BIN/controller" "$OUT"
+log "built ${missing[*]} in $(( $(date +%s) - start ))s into $BIN"
+if [[ "${1:-}" == --all ]]; then echo "$BIN"; else echo "$OUT"; fi

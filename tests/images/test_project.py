@@ -6,26 +6,11 @@ image's user (hack/images/project.py SMOKE), so a layout that exists passed them
 
 from __future__ import annotations
 
-import json
-import tarfile
-from pathlib import Path
-
 import pytest
 
 from hack.images import ensure
-from hack.images.oci import image_config
+from hack.images.oci import file_names, image_config
 from hack.registry import LocalRegistry
-
-
-def _files(layout: Path) -> set[str]:
-    blobs = layout / "blobs" / "sha256"
-    index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads((blobs / index["manifests"][0]["digest"].split(":")[1]).read_text())
-    names: set[str] = set()
-    for layer in manifest["layers"]:
-        with tarfile.open(blobs / layer["digest"].split(":")[1]) as tar:
-            names.update(n.lstrip("./") for n in tar.getnames())
-    return names
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +26,7 @@ def test_runs_as_non_root_with_the_controller_entrypoint(project) -> None:
 
 
 def test_carries_runtime_packages_and_no_test_or_lint_tools(project) -> None:
-    names = _files(project.layout)
+    names = file_names(project.layout)
     site = "opt/venv/lib/python3.11/site-packages"
     for runtime in ("aiohttp", "kubernetes_asyncio", "pydantic", "prometheus_client", "yaml"):
         assert f"{site}/{runtime}/__init__.py" in names, runtime
