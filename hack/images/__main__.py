@@ -6,6 +6,7 @@ import argparse
 import sys
 import time
 
+from hack.images.cache import prune
 from hack.images.catalog import BUILDERS, NAMES, ensure
 from hack.images.oci import compressed_size
 from hack.images.proc import ImageBuildError
@@ -20,9 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--registry", help="host:port of a plain-HTTP registry to push to")
     build.add_argument("names", nargs="*", help=f"images to build (default all): {', '.join(NAMES)}")
     sub.add_parser("list", help="print the image names")
+    pr = sub.add_parser("prune", help="delete all but the newest cached layouts of each image")
+    pr.add_argument("--keep", type=int, default=2, help="layouts to keep per image (default 2)")
     args = p.parse_args(argv)
     if args.cmd == "list":
         print("\n".join(NAMES))
+        return 0
+    if args.cmd == "prune":
+        for path in prune(args.keep):
+            print(f"deleted {path}")
         return 0
     names = args.names or list(NAMES)
     try:

@@ -89,3 +89,19 @@ def build_slot(name: str, key: str) -> Iterator[tuple[Path, Path | None]]:
 def locked(name: str) -> contextlib.AbstractContextManager[None]:
     """A lock shared by every process using the cache, e.g. around the private buildah store."""
     return _locked(cache_root() / f".{name}.lock")
+
+
+def prune(keep: int = 2) -> list[Path]:
+    """Deletes all but the `keep` newest layouts of each image name; returns what was deleted."""
+    root = cache_root()
+    by_name: dict[str, list[Path]] = {}
+    for d in root.glob("*-*"):
+        if d.is_dir() and (d / "index.json").exists():
+            by_name.setdefault(d.name.rsplit("-", 1)[0], []).append(d)
+    gone: list[Path] = []
+    for name, dirs in by_name.items():
+        with _locked(root / f".{name}.lock"):
+            for d in sorted(dirs, key=lambda p: p.stat().st_mtime, reverse=True)[keep:]:
+                shutil.rmtree(d)
+                gone.append(d)
+    return gone
