@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.logic import naming
-from controller.logic.sizing import NATIVE_MODES, resources
+from controller.logic.sizing import resources
 from controller.model.customrun import CustomRun
 from controller.model.params import PushParams, ref_host
 from controller.model.quantity import format_quantity
@@ -211,7 +211,6 @@ def build_pod(
     mounts = plan_mounts(run, params, mode, facts)
     res = resources(params, mode, settings, storage_override)
     storage = format_quantity(res.ephemeral_storage)
-    native = mode in NATIVE_MODES
     privileged = mode == "buildah" and settings.allow_privileged_buildah
 
     volume_mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": TMP_DIR}]
@@ -232,19 +231,23 @@ def build_pod(
         volume_mounts.append({"name": "ca-bundle", "mountPath": CA_DIR, "readOnly": True})
         volumes.append({"name": "ca-bundle", "configMap": {"name": params.ca_bundle}})
 
-    container_sc: dict[str, Any] = {"allowPrivilegeEscalation": privileged, "privileged": privileged}
+    # Every mode writes only to its volumes (/tmp, the PVC or /scratch), so the root filesystem is
+    # read-only and the user is the image's non-root one. A privileged buildah pod stays non-root too:
+    # buildah goes rootless through newuidmap and the image's /etc/subuid range.
+    container_sc: dict[str, Any] = {
+        "allowPrivilegeEscalation": privileged,
+        "privileged": privileged,
+        "readOnlyRootFilesystem": True,
+    }
     if not privileged:
         container_sc["capabilities"] = {"drop": ["ALL"]}
-    if native:
-        container_sc["readOnlyRootFilesystem"] = True
-    pod_sc: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
-    if not privileged:
-        pod_sc.update(
-            runAsNonRoot=True,
-            runAsUser=settings.run_as_user,
-            runAsGroup=settings.run_as_user,
-            fsGroup=settings.run_as_user,
-        )
+    pod_sc: dict[str, Any] = {
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsNonRoot": True,
+        "runAsUser": settings.run_as_user,
+        "runAsGroup": settings.run_as_user,
+        "fsGroup": settings.run_as_user,
+    }
 
     labels = {
         naming.MANAGED_BY: naming.MANAGER,

@@ -156,7 +156,7 @@ def test_build_pod_buildah_storage_on_pvc_and_sized() -> None:
     ]
     assert c["args"][8] == "/workspace/model/Containerfile"
     assert c["resources"]["limits"]["ephemeral-storage"] == "4Gi"
-    assert "readOnlyRootFilesystem" not in c["securityContext"]
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True  # buildah's storage is on the PVC
     assert c["securityContext"]["privileged"] is False
     assert "activeDeadlineSeconds" not in plan.manifest["spec"]
 
@@ -165,7 +165,9 @@ def test_build_pod_buildah_privileged_only_when_allowed() -> None:
     s = SETTINGS.model_copy(update={"allow_privileged_buildah": True})
     plan = build_pod(run(), params(mode="buildah"), 1, s, FACTS, None)
     assert container(plan.manifest)["securityContext"]["privileged"] is True
-    assert "runAsNonRoot" not in plan.manifest["spec"]["securityContext"]
+    # still the image's non-root user: buildah goes rootless through newuidmap inside the container
+    assert plan.manifest["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert plan.manifest["spec"]["securityContext"]["runAsUser"] == 65532
 
 
 def test_build_pod_skopeo_ephemeral_storage_uses_emptydir() -> None:

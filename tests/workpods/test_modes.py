@@ -1,0 +1,186 @@
+"""Every push mode's work pod in a real container on a real kubelet: the project image built from the
+Containerfile, its non-root user, a read-only root filesystem and the workspace at its real path.
+
+The controller runs as a host process (as `make run` does) with the locally built image as its work
+image; a writer pod (the step image, also non-root) puts a model on a local-path PVC first.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from hack.images import ensure
+from tests.e2e.conftest import ControllerProcess, CustomRuns
+from tests.fixtures.cluster import RealCluster, wait_for_pod_phase
+
+pytestmark = pytest.mark.cluster
+
+USER = 65532
+WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
+MODEL_FILES = {"config.json": '{"arch": "tiny"}', "weights.bin": None}  # None: 3 MiB of random bytes
+
+
+@pytest.fixture(scope="module")
+def images(real_cluster: RealCluster) -> dict[str, Any]:
+    return ensure(["model-image-push", "step"], real_cluster.registry)
+
+
+@pytest.fixture
+async def controller(
+    real_cluster: RealCluster, real_namespace: str, images: dict[str, Any], tmp_path: Path
+) -> AsyncIterator[ControllerProcess]:
+    env = {
+        "MODELPUSH_WORK_IMAGE": images["model-image-push"].ref,
+        "MODELPUSH_INSECURE_REGISTRIES": real_cluster.registry,
+        "MODELPUSH_ALLOW_PRIVILEGED_BUILDAH": "true",
+    }
+    ctl = ControllerProcess(real_cluster.kubeconfig, real_namespace, tmp_path / "controller.log", env).start()
+    try:
+        await ctl.wait_ready()
+        yield ctl
+    finally:
+        ctl.stop()
+
+
+@pytest.fixture
+async def model_pvc(real_api: client.ApiClient, real_namespace: str, images: dict[str, Any]) -> str:
+    """PVC `model` (default StorageClass, WaitForFirstConsumer) holding a small model under m/."""
+    core = client.CoreV1Api(real_api)
+    await core.create_namespaced_persistent_volume_claim(
+        real_namespace,
+        {
+            "metadata": {"name": "model"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    lines = ["set -eu", "mkdir -p /workspace/model/m", "cd /workspace/model/m"]
+    for name, text in MODEL_FILES.items():
+        lines.append(f"printf '%s' '{text}' > {name}" if text else f"head -c 3145728 /dev/urandom > {name}")
+    pod = {
+        "metadata": {"name": "writer"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": USER, "runAsGroup": USER, "fsGroup": USER, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "write",
+                    "image": images["step"].ref,
+                    "command": ["sh", "-c", "\n".join(lines)],
+                    "volumeMounts": [{"name": "model", "mountPath": "/workspace/model"}],
+                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+                }
+            ],
+            "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}],
+        },
+    }
+    await core.create_namespaced_pod(real_namespace, pod)
+    got = await wait_for_pod_phase(core, real_namespace, "writer", {"Succeeded", "Failed"}, timeout=180)
+    assert got["status"]["phase"] == "Succeeded", got["status"]
+    return "model"
+
+
+@pytest.fixture
+def crs(real_api: client.ApiClient, real_namespace: str) -> CustomRuns:
+    return CustomRuns(real_api, real_namespace)
+
+
+def _inspect(ref: str) -> dict[str, Any]:
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out))
+
+
+async def _push(
+    crs: CustomRuns, name: str, params: dict[str, str], ws: list[dict[str, Any]]
+) -> dict[str, Any]:
+    await crs.create(name, params, ws)
+    run = await crs.wait_done(name, limit=300)
+    cond = run["status"]["conditions"][0]
+    pods = await crs.pods(name)
+    assert cond["status"] == "True", (cond, [p.get("status") for p in pods])
+    return run
+
+
+def _results(run: dict[str, Any]) -> dict[str, str]:
+    return {r["name"]: r["value"] for r in run["status"].get("results", [])}
+
+
+async def _pod_of(crs: CustomRuns, run: str) -> dict[str, Any]:
+    pods = await crs.pods(run)
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return pods[0]
+
+
+def _assert_hardened(pod: dict[str, Any], privileged: bool = False) -> None:
+    spec = pod["spec"]
+    c = spec["containers"][0]
+    assert spec["securityContext"]["runAsUser"] == USER
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"].get("privileged", False) is privileged
+    assert pod["status"]["containerStatuses"][0]["containerID"].startswith("containerd://")
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+
+
+async def test_native_build_runs_non_root_read_only(
+    real_cluster: RealCluster, controller: ControllerProcess, crs: CustomRuns, model_pvc: str
+) -> None:
+    image = f"{real_cluster.registry}/{crs.ns}/model:build"
+    run = await _push(crs, "build", {"source": "dir:///workspace/model/m", "image": image}, WS)
+
+    res = _results(run)
+    assert _inspect(image)["Digest"] == res["IMAGE_DIGEST"]
+    assert len(_inspect(image)["Layers"]) == len(MODEL_FILES)
+    pod = await _pod_of(crs, "build")
+    _assert_hardened(pod)
+    mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
+    assert mounts["/workspace/model"]["readOnly"] is True
+
+
+async def test_native_copy_runs_non_root_read_only(
+    real_cluster: RealCluster, controller: ControllerProcess, crs: CustomRuns, images: dict[str, Any]
+) -> None:
+    src = images["step"]
+    image = f"{real_cluster.registry}/{crs.ns}/copy:v1"
+    run = await _push(crs, "copy", {"source": f"docker://{src.ref}", "image": image}, [])
+
+    assert _results(run)["IMAGE_DIGEST"] == src.digest  # digests preserved
+    _assert_hardened(await _pod_of(crs, "copy"))
+
+
+async def test_skopeo_runs_non_root_read_only_with_its_tmpdir_on_the_pvc(
+    real_cluster: RealCluster,
+    controller: ControllerProcess,
+    crs: CustomRuns,
+    images: dict[str, Any],
+    model_pvc: str,
+) -> None:
+    src = images["step"]
+    image = f"{real_cluster.registry}/{crs.ns}/skopeo:v1"
+    params = {"source": f"docker://{src.ref}", "image": image, "mode": "skopeo"}
+    run = await _push(crs, "skopeo", params, WS)
+
+    assert _results(run)["IMAGE_DIGEST"] == src.digest
+    _assert_hardened(await _pod_of(crs, "skopeo"))
+
+
+async def test_buildah_runs_non_root_in_a_privileged_container(
+    real_cluster: RealCluster, controller: ControllerProcess, crs: CustomRuns, model_pvc: str
+) -> None:
+    image = f"{real_cluster.registry}/{crs.ns}/model:buildah"
+    params = {"source": "dir:///workspace/model/m", "image": image, "mode": "buildah"}
+    run = await _push(crs, "buildah", params, WS)
+
+    assert _inspect(image)["Digest"] == _results(run)["IMAGE_DIGEST"]
+    _assert_hardened(await _pod_of(crs, "buildah"), privileged=True)
