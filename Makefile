@@ -45,11 +45,11 @@ bench: setup ## Side-by-side benchmarks (native vs buildah vs skopeo); prints ta
 
 ##@ Local cluster
 .PHONY: cluster-up
-cluster-up: setup ## Start control plane, node agent and registry in the background (NODE_EPHEMERAL=2Gi)
-	$(PY) -m hack.localcluster up $(if $(NODE_EPHEMERAL),--node-ephemeral $(NODE_EPHEMERAL),)
+cluster-up: setup ## Start control plane, registry and two real nodes in the background (root; SMALL_NODE_SIZE=512Mi)
+	$(PY) -m hack.localcluster up $(if $(SMALL_NODE_SIZE),--small-node-size $(SMALL_NODE_SIZE),)
 
 .PHONY: cluster-down
-cluster-down: ## Stop everything cluster-up started
+cluster-down: ## Stop everything cluster-up started and restore the host (mounts, cgroups, iptables, sysctls)
 	$(PY) -m hack.localcluster down
 
 .PHONY: run

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(docker-registry skopeo buildah openssl mmdebstrap catatonit)
+# Real nodes: containerd 1.6 + runc per node, CNI bridge/host-local/loopback, iptables for kube-proxy.
+APT_PACKAGES+=(containerd runc containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -29,5 +31,7 @@ fi
 
 if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
+  bash hack/build-control-plane.sh node >/dev/null  # kubelet + kube-proxy for the real nodes
+  bash hack/build-local-path.sh >/dev/null          # the cluster's dynamic PV provisioner
   bash hack/tekton/build.sh >/dev/null  # Tekton pipelines controller for tests/tekton (~4 min cold)
 fi

@@ -71,8 +71,11 @@ class LocalRegistry:
         tls: bool = False,
         htpasswd: dict[str, str] | None = None,
         token_auth: dict[str, str] | None = None,
+        listen: str = "127.0.0.1",
     ) -> None:
-        """`token_auth`: the registry's `auth.token` section (realm, service, issuer, rootcertbundle)."""
+        """`token_auth`: the registry's `auth.token` section (realm, service, issuer, rootcertbundle).
+        `listen`: the address to serve on (the pod network's gateway, so that pods reach it too)."""
+        self.listen = listen
         self.root = Path(root)
         self.tls = tls
         self.htpasswd = htpasswd
@@ -83,7 +86,7 @@ class LocalRegistry:
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.listen}:{self.port}"
 
     @property
     def url(self) -> str:
@@ -183,10 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--tls", action="store_true", help="self-signed TLS (CA written to DIR/certs/ca/ca.crt)"
     )
+    serve.add_argument("--listen", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     serve.add_argument("--user", action="append", default=[], metavar="USER:PASSWORD", help="htpasswd user")
     args = parser.parse_args(argv)
     users = dict(u.split(":", 1) for u in args.user) or None
-    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users)
+    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users, listen=args.listen)
     reg.start_sync()
     print(reg.host, flush=True)
     stop = False

@@ -24,8 +24,10 @@ class Pki:
     sa_pub: Path
 
 
-def make_pki(d: Path) -> Pki:
-    """Creates (or reuses, if complete) the CA, serving, admin and service-account keys in ``d``."""
+def make_pki(d: Path, ips: tuple[str, ...] = ()) -> Pki:
+    """Creates (or reuses, if complete) the CA, serving, admin and service-account keys in ``d``.
+
+    ``ips``: more addresses the apiserver serves on (the pod network's gateway when nodes are real)."""
     d.mkdir(parents=True, exist_ok=True)
     pki = Pki(
         ca_crt=d / "ca.crt",
@@ -52,6 +54,7 @@ def make_pki(d: Path) -> Pki:
         [
             "IP:127.0.0.1",
             f"IP:{SERVICE_IP}",
+            *(f"IP:{ip}" for ip in ips),
             "DNS:localhost",
             "DNS:kubernetes",
             "DNS:kubernetes.default",

@@ -6,6 +6,7 @@ Every component runs detached in its own process group with a pid file under ``<
 
 import json
 import re
+import subprocess
 import sys
 import time
 import urllib.request
@@ -14,17 +15,21 @@ from typing import Any
 
 import yaml
 
+from hack.localcluster import hostlock, hoststate, network
 from hack.localcluster.binaries import REPO, bin_dir
 from hack.localcluster.certs import Pki, make_pki
 from hack.localcluster.kubeconfig import write_kubeconfig
+from hack.localcluster.network import Network
 from hack.localcluster.procs import alive, read_pid, spawn, stop_recorded
+from hack.localcluster.realnodes import RealNodes
 from hack.localcluster.rest import Rest
-from hack.ports import free_port
+from hack.localcluster.topology import NodeSpec
+from hack.ports import free_port, port_free
 
 MANIFESTS = REPO / "hack" / "manifests"
 SERVICE_CIDR = "10.0.0.0/24"
 CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
-_HOSTPORT = re.compile(r"^127\.0\.0\.1:\d+$")  # the line `python -m hack.registry serve` prints
+_HOSTPORT = re.compile(r"^\d+\.\d+\.\d+\.\d+:\d+$")  # the line `python -m hack.registry serve` prints
 # Controllers a real cluster would run that our tests depend on (GC, namespace deletion, service accounts,
 # quota status, the kube-root-ca.crt ConfigMap, and the finalizers the storage admission plugin adds).
 CONTROLLERS = (
@@ -36,6 +41,25 @@ CONTROLLERS = (
     "root-ca-certificate-publisher-controller",
     "persistentvolumeclaim-protection-controller",
     "persistentvolume-protection-controller",
+)
+# What real nodes, Deployments, StatefulSets (Tekton's affinity assistant), Services and dynamic provisioning
+# need on top.
+NODE_CONTROLLERS = (
+    "node-lifecycle-controller",
+    "taint-eviction-controller",
+    "pod-garbage-collector-controller",
+    "endpoints-controller",
+    "endpointslice-controller",
+    "endpointslice-mirroring-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "statefulset-controller",
+    "daemonset-controller",
+    "job-controller",
+    "ttl-after-finished-controller",
+    "disruption-controller",
+    "persistentvolume-binder-controller",
+    "clusterrole-aggregation-controller",
 )
 
 
@@ -59,11 +83,15 @@ def _wait(
 
 
 class LocalCluster:
-    def __init__(self, workdir: Path | str, die_with_parent: bool = False) -> None:
+    def __init__(self, workdir: Path | str, die_with_parent: bool = False, real_nodes: bool = False) -> None:
         """``die_with_parent``: processes get SIGTERM when the process that started them exits (fixtures);
-        off for `up`, whose processes outlive the CLI. Call start() from the main thread then."""
+        off for `up`, whose processes outlive the CLI. Call start() from the main thread then.
+        ``real_nodes``: give the cluster a pod network (bridge, subnet, firewall) and serve the apiserver on
+        its gateway, so that kubelets (start_nodes) and pods reach it."""
         self.workdir = Path(workdir).resolve()
         self.die_with_parent = die_with_parent
+        self.net: Network | None = Network.load(self.workdir / "network.json")
+        self.real_nodes = real_nodes or self.net is not None
         self.piddir = self.workdir / "pids"
         self.logdir = self.workdir / "logs"
         self.kubeconfig = self.workdir / "kubeconfig"
@@ -75,8 +103,13 @@ class LocalCluster:
 
     # -- public attributes -------------------------------------------------------------------------
     @property
+    def host_ip(self) -> str:
+        """Where the apiserver and the registry listen: the pod network's gateway, else loopback."""
+        return self.net.gateway if self.net else "127.0.0.1"
+
+    @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.apiserver_port}"
+        return f"https://{self.host_ip}:{self.apiserver_port}"
 
     @property
     def etcd_url(self) -> str:
@@ -108,8 +141,18 @@ class LocalCluster:
         self.stop()
         bins = bin_dir()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.pki = make_pki(self.workdir / "pki")
-        self.etcd_port, self.apiserver_port = free_port(), free_port()
+        if self.real_nodes:
+            hostlock.hold(self.spawn, outlives_us=not self.die_with_parent)
+            self.net = self.net or network.allocate()
+            self.net.save(self.workdir / "network.json")
+            hoststate.record(self.workdir / "host-before.json")
+            network.up(self.net)
+        self.pki = make_pki(self.workdir / "pki", ips=(self.net.gateway,) if self.net else ())
+        # A restart keeps its ports (and so its kubeconfig) when they are still free.
+        self.etcd_port = self.etcd_port if port_free(self.etcd_port) else free_port()
+        self.apiserver_port = (
+            self.apiserver_port if port_free(self.apiserver_port, self.host_ip) else free_port()
+        )
         self._save_state()
         try:
             self._start_etcd(bins, timeout)
@@ -124,15 +167,38 @@ class LocalCluster:
             raise
         return self
 
-    def stop(self) -> None:
-        """Stops everything started from this workdir: extras (node agents, registry) first, then the core."""
+    def stop(self) -> list[str]:
+        """Stops everything started from this workdir: real nodes (restoring the host), extras (node agents,
+        registry), then the core. Returns what could not be removed from the host (empty when clean)."""
+        left = self.nodes().stop() if self.net else []
         extras = (
-            sorted(p.stem for p in self.piddir.glob("*.pid") if p.stem not in CORE)
+            sorted(p.stem for p in self.piddir.glob("*.pid") if p.stem not in (*CORE, hostlock.NAME))
             if self.piddir.exists()
             else []
         )
         stop_recorded(self.piddir, extras)
         stop_recorded(self.piddir, tuple(reversed(CORE)))
+        stop_recorded(self.piddir, [hostlock.NAME])  # last: the host is back as it was
+        return left
+
+    def kubectl(self, *args: str, stdin: str | None = None) -> str:
+        """Runs the cluster's kubectl with the admin kubeconfig; a failure raises with kubectl's stderr."""
+        argv = [str(bin_dir() / "kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        r = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)}: exit {r.returncode}: {r.stderr.strip()}")
+        return r.stdout
+
+    def nodes(self) -> RealNodes:
+        assert self.net is not None, "a cluster without real_nodes has no pod network"
+        return RealNodes(self, self.net)
+
+    def start_nodes(
+        self, specs: list[NodeSpec], pause_image: str, registry: str, timeout: float = 180.0
+    ) -> None:
+        """Starts kube-proxy and a containerd + kubelet per spec (see hack.localcluster.topology); waits until
+        every node is Ready. ``registry`` (host:port) is reached over plain HTTP; ``pause_image`` is there."""
+        self.nodes().start(specs, pause_image, registry, timeout)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
         """Runs an extra process (node agent, registry) whose lifetime is tied to this cluster."""
@@ -141,10 +207,20 @@ class LocalCluster:
 
     def start_registry(self, data_dir: Path, timeout: float = 30.0) -> str:
         """Starts Debian's docker-registry (``python -m hack.registry serve``) as an extra of this cluster and
-        returns the ``127.0.0.1:PORT`` it reports."""
+        returns the ``HOST:PORT`` it reports (HOST: ``host_ip``, so that pods reach it on real nodes)."""
         log = self.logdir / "registry.log"
         log.unlink(missing_ok=True)  # the address to wait for is the one this start prints
-        self.spawn("registry", [sys.executable, "-m", "hack.registry", "serve", "--dir", str(data_dir)])
+        argv = [
+            sys.executable,
+            "-m",
+            "hack.registry",
+            "serve",
+            "--dir",
+            str(data_dir),
+            "--listen",
+            self.host_ip,
+        ]
+        self.spawn("registry", argv)
         host = ""
 
         def reported() -> bool:
@@ -231,8 +307,8 @@ class LocalCluster:
         argv = [
             str(bins / "kube-apiserver"),
             f"--etcd-servers={self.etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.host_ip}",
+            f"--advertise-address={self.host_ip}",
             f"--secure-port={self.apiserver_port}",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
             f"--tls-cert-file={pki.serving_crt}",
@@ -250,11 +326,21 @@ class LocalCluster:
             # (with the watch cache, old versions are answered from memory and no 410 would be seen).
             "--watch-cache=false",
             "--enable-priority-and-fairness=false",
-            # The `kubernetes` Service endpoints cannot be a loopback address; nothing here needs them.
-            "--endpoint-reconciler-type=none",
+            # `kubectl logs` reaches kubelets by their InternalIP (there is no DNS for node names here), and
+            # webhooks are reached at their endpoints (pod IPs) rather than through Service ClusterIPs.
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-client-certificate={pki.admin_crt}",
+            f"--kubelet-client-key={pki.admin_key}",
+            "--enable-aggregator-routing=true",
+            # buildah mode's privileged pods; refused with "disallowed by cluster policy" otherwise.
+            "--allow-privileged=true",
             "--profiling=false",
             "--v=1",
         ]
+        if not self.net:
+            # The `kubernetes` Service endpoints cannot be a loopback address; without real nodes nothing
+            # needs them.
+            argv.append("--endpoint-reconciler-type=none")
         self.spawn("kube-apiserver", argv)
         rest = self.rest()
         _wait("kube-apiserver /readyz", lambda: rest.ok("/readyz"), timeout, ("kube-apiserver",), self.piddir)
@@ -269,7 +355,7 @@ class LocalCluster:
             [
                 str(bins / "kube-controller-manager"),
                 *common,
-                f"--controllers={','.join(CONTROLLERS)}",
+                f"--controllers={','.join(CONTROLLERS + (NODE_CONTROLLERS if self.net else ()))}",
                 f"--service-account-private-key-file={pki.sa_key}",
                 f"--root-ca-file={pki.ca_crt}",
                 "--use-service-account-credentials=false",

@@ -60,35 +60,24 @@ def test_second_cluster_coexists_and_stops_cleanly(cluster, tmp_path):
     assert cluster.local.running()  # the session cluster is untouched
 
 
-def test_cli_up_is_idempotent_and_down_stops_everything(tmp_path):
-    d = tmp_path / "local"
-    cli = [sys.executable, "-m", "hack.localcluster", "--dir", str(d)]
-    try:
-        first = subprocess.run(
-            [*cli, "up", "--node-ephemeral", "1Gi"], cwd=REPO, capture_output=True, text=True
-        )
-        assert first.returncode == 0, first.stderr
-        assert f"export KUBECONFIG={d / 'kubeconfig'}" in first.stdout
-        registry = (d / "registry").read_text().strip()
-        assert registry.startswith("127.0.0.1:")
-        piddir = d / "cluster" / "pids"
-        before = {p.name: p.read_text() for p in piddir.glob("*.pid")}
-        assert {"etcd.pid", "kube-apiserver.pid", "nodeagent.pid", "registry.pid"} <= set(before)
+def test_cli_up_on_a_running_cluster_restarts_nothing(real_cluster):
+    # The session's real cluster is laid out like .local/: `up` on it must keep every process.
+    root = real_cluster.workdir.parent
+    cli = [sys.executable, "-m", "hack.localcluster", "--dir", str(root)]
+    piddir = real_cluster.local.piddir
+    before = {p.name: p.read_text() for p in piddir.glob("*.pid")}
+    assert {"etcd.pid", "kube-apiserver.pid", "kubelet-local-node-1.pid", "kubelet-local-small.pid"} <= set(
+        before
+    )
+    assert {"containerd-local-node-1.pid", "kube-proxy.pid", "registry.pid"} <= set(before)
 
-        again = subprocess.run(
-            [*cli, "up", "--node-ephemeral", "1Gi"], cwd=REPO, capture_output=True, text=True
-        )
-        assert again.returncode == 0, again.stderr
-        assert {p.name: p.read_text() for p in piddir.glob("*.pid")} == before  # nothing restarted
-        env = subprocess.run([*cli, "env"], cwd=REPO, capture_output=True, text=True)
-        assert f"export MODELPUSH_REGISTRY={registry}" in env.stdout
-    finally:
-        down = subprocess.run([*cli, "down"], cwd=REPO, capture_output=True, text=True)
-    assert down.returncode == 0, down.stderr
-    for pid in (int(v.split()[0]) for v in before.values()):
-        assert _gone(pid)
-    assert not (d / "kubeconfig").exists() and not (d / "registry").exists()
-    assert _port_free(int(registry.rsplit(":", 1)[1]))
+    again = subprocess.run([*cli, "up"], cwd=REPO, capture_output=True, text=True)
+
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_text() for p in piddir.glob("*.pid")} == before  # nothing restarted
+    env = subprocess.run([*cli, "env"], cwd=REPO, capture_output=True, text=True)
+    assert f"export KUBECONFIG={root / 'kubeconfig'}" in env.stdout
+    assert f"export MODELPUSH_REGISTRY={real_cluster.registry}" in env.stdout
 
 
 def test_stale_pid_file_never_signals_another_process(tmp_path):
