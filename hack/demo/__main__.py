@@ -1,9 +1,12 @@
 """python -m hack.demo [--size 300M] [--keep] [--workdir DIR] | --down
 
-Brings up the local cluster (control plane, node agent with a normal and a small node), a registry, Tekton
-and the controller; pushes a synthetic model with a PipelineRun of the ModelImagePush custom task; verifies
-the image with skopeo; then shows buildah on the small node evicted for ephemeral storage. Exit code 0 only
-when every check passed. Everything is stopped on exit or Ctrl-C unless --keep.
+Brings up the local cluster on real nodes (control plane, a registry, containerd + kubelet nodes: a normal
+one and a small one whose kubelet root is a tmpfs), the locally built images, Tekton from its release
+manifests and the controller. A PipelineRun then writes a synthetic model into a volumeClaimTemplate
+workspace (a TaskRun), pushes it with the ModelImagePush custom task, and pulls
+$(tasks.push.results.IMAGE_URL) with skopeo to check every file (a TaskRun); a second PipelineRun shows
+buildah on the small node evicted by the kubelet for ephemeral storage. Exit code 0 only when every check
+passed. Everything is stopped (and the host restored) on exit or Ctrl-C unless --keep.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,18 +25,16 @@ from typing import TextIO
 
 from hack.demo import report
 from hack.demo.kube import Kube, Obj, condition, results
-from hack.demo.model import parse_size, write_model
-from hack.demo.stack import REPO, SMALL_LABEL, SMALL_NODE, SMALL_TAINT_KEY, Stack
-from hack.demo.verify import compare, read_layout, skopeo_pull
+from hack.demo.model import layout, parse_size
+from hack.demo.pipelines import MODEL_DIR, demo_pipeline_run
+from hack.demo.stack import NODE, REPO, SMALL_LABEL, SMALL_NODE, SMALL_TAINT, Stack
 from hack.demo.watch import RunView, Sampler, Watcher
 from hack.localcluster.binaries import bin_dir
-from hack.tekton.pipelines import CUSTOM_TASK, params, pipeline_run, push_and_copy, push_task
+from hack.tekton.pipelines import params
 
 NS = "modelpush-demo"
-CLAIM = "model"
-MODEL_DIR = "demo-model"
 SOURCE = f"dir:///workspace/model/{MODEL_DIR}"
-WORKSPACES = [{"name": "model", "workspace": "shared"}]
+MIN_SMALL_NODE = 512 << 20
 
 
 @dataclass
@@ -56,8 +56,11 @@ class Demo:
         self.out = out
         self.tty = out.isatty()
         self.size = parse_size(args.size)
-        # The small node holds a quarter of the model: far too little for buildah to stage it.
-        self.small_mi = max(8, self.size // (4 << 20))
+        # buildah's ephemeral-storage limit: a quarter of the model, far too little to stage it.
+        self.limit_mi = max(8, self.size // (4 << 20))
+        # The small node's tmpfs holds what buildah writes until the kubelet notices (the copy and the
+        # layer, about twice the model), so the eviction is the kubelet's, never ENOSPC.
+        self.small_mi = max(MIN_SMALL_NODE, 3 * self.size) >> 20
         self.stack = Stack(Path(args.workdir).resolve(), keep=args.keep)
         self.checks = Checks()
         self.t0 = time.monotonic()
@@ -77,64 +80,85 @@ class Demo:
     def run(self) -> None:
         s = self.stack
         t = self.step(
-            "Starting the local control plane (etcd, kube-apiserver, controller-manager, scheduler)"
+            "Starting the local cluster on real nodes (etcd, kube-apiserver, controller-manager, scheduler, "
+            "a registry, containerd + kubelet per node, kube-proxy, local-path provisioner)"
         )
         s.start_cluster(f"{self.small_mi}Mi")
         self.took(
             t,
-            f"apiserver {s.cluster.server if s.cluster else '?'}; nodes local-node-1 (10Gi), "
-            f"{SMALL_NODE} ({self.small_mi}Mi ephemeral, tainted {SMALL_TAINT_KEY}=true:NoSchedule)",
+            f"nodes {NODE} (disk), {SMALL_NODE} (kubelet root on a {self.small_mi}Mi tmpfs, tainted "
+            f"{SMALL_TAINT['key']}); registry {s.registry} (plain HTTP)",
         )
-        t = self.step("Starting a local registry (Debian's docker-registry)")
-        s.start_registry()
-        self.took(t, f"registry {s.registry} (plain HTTP)")
-        t = self.step("Starting Tekton pipelines controller v1.9.1")
-        if self.args.no_tekton:
-            self.took(t, "skipped (--no-tekton): plain CustomRuns instead of PipelineRuns")
-        elif s.start_tekton():
-            self.took(t, "Tekton is up")
-        else:
-            self.took(t, f"Tekton did not start ({s.tekton_error}); falling back to plain CustomRuns")
+        t = self.step(
+            "Building (cached by content) and pushing the images: base, pause, step, model-image-push, Tekton"
+        )
+        images = s.build_images()
+        self.took(t, f"model-image-push {images.project.tag}, {len(images.tekton)} Tekton images")
+        t = self.step("Installing Tekton Pipelines v1.9.1 from its release manifests (with its webhook)")
+        s.start_tekton()
+        self.took(t, "Tekton is up")
         t = self.step("Starting the model-image-push controller (python -m controller)")
         s.start_controller()
-        self.took(t, f"ready; metrics on 127.0.0.1:{s.controller_port}")
+        self.took(t, f"ready; work pods run {images.project.ref}")
 
         kube = Kube(s.rest())
         kube.namespace(NS)
-        t = self.step(f"Writing a {report.human(self.size)} synthetic model onto PVC {NS}/{CLAIM}")
-        pvc_dir = kube.pvc(NS, CLAIM, f"{max(1024, 2 * self.size >> 20)}Mi", s.state_dir)
-        hashes = write_model(pvc_dir / MODEL_DIR, self.size)
-        self.took(t, f"{len(hashes)} files in {pvc_dir / MODEL_DIR}")
-
-        with Sampler(s.state_dir) as sampler:
-            watcher = Watcher(kube, NS, s.state_dir, self.out, self.tty, sampler)
-            native = self.native_run(kube, watcher, hashes)
-            buildah = self.buildah_run(kube, watcher)
+        self.step(
+            f"Running two PipelineRuns side by side, each TaskRun write-model ({report.human(self.size)} "
+            "into a volumeClaimTemplate workspace) then task push:"
+        )
+        self.say(
+            f"    demo-native:  push with mode build on {NODE}, then TaskRun pull "
+            "$(tasks.push.results.IMAGE_URL) with skopeo and check every file"
+        )
+        self.say(
+            f"    demo-buildah: push with mode buildah, storage ephemeral, on {SMALL_NODE} "
+            f"({self.limit_mi}Mi ephemeral-storage limit)"
+        )
+        t = time.monotonic()
+        kube.pipeline_run(NS, self.native_pipeline())
+        kube.pipeline_run(NS, self.buildah_pipeline())
+        with Sampler(s.rest()) as sampler:
+            watcher = Watcher(kube, NS, self.out, self.tty, sampler)
+            got = watcher.follow(["demo-native", "demo-buildah"], self.args.timeout)
+        elapsed = time.monotonic() - t
+        native = self.native_result(*got["demo-native"], elapsed)
+        buildah = self.buildah_result(got["demo-buildah"][1])
         self.compare(native, buildah)
 
-    def native_run(self, kube: Kube, watcher: Watcher, hashes: dict[str, str]) -> RunView | None:
+    def native_pipeline(self) -> Obj:
+        assert self.stack.images is not None
         reg = self.stack.registry
-        image, copy_image = f"{reg}/demo/model:v1", f"{reg}/demo/model-copy:v1"
-        t = time.monotonic()
-        if self.stack.tekton:
-            self.step(
-                "Running PipelineRun demo-native: task push (mode build), then task copy "
-                "$(tasks.push.results.IMAGE_URL)"
-            )
-            kube.pipeline_run(
-                NS, push_and_copy("demo-native", CLAIM, MODEL_DIR, image, copy_image, insecure=reg)
-            )
-            top, views = watcher.follow("PipelineRun", "demo-native", "", self.args.timeout)
-        else:
-            self.step("Running CustomRun demo-native (mode build)")
-            kube.custom_run(NS, custom_run("demo-native", params(source=SOURCE, image=image)))
-            top, views = watcher.follow("CustomRun", "demo-native", "push", self.args.timeout)
-        elapsed = time.monotonic() - t
+        p = params(source=SOURCE, image=f"{reg}/demo/model:v1", insecure_registries=reg)
+        return demo_pipeline_run("demo-native", self.stack.images.step.ref, self.size, p, True)
+
+    def buildah_pipeline(self) -> Obj:
+        assert self.stack.images is not None
+        reg = self.stack.registry
+        small = {
+            "nodeSelector": {SMALL_LABEL[0]: SMALL_LABEL[1]},
+            "tolerations": [dict(SMALL_TAINT, operator="Equal")],
+        }
+        p = params(
+            source=SOURCE,
+            image=f"{reg}/demo/model:buildah",
+            mode="buildah",
+            storage="ephemeral",
+            ephemeral_storage=f"{self.limit_mi}Mi",
+            node_selector=json.dumps(small["nodeSelector"]),
+            tolerations=json.dumps(small["tolerations"]),
+            insecure_registries=reg,
+        )
+        # The podTemplate puts the write-model TaskRun (and so the workspace and the affinity assistant)
+        # on the small node too.
+        return demo_pipeline_run("demo-buildah", self.stack.images.step.ref, self.size, p, False, small)
+
+    def native_result(self, top: Obj, views: list[RunView], elapsed: float) -> RunView | None:
+        image = f"{self.stack.registry}/demo/model:v1"
         by_task = {v.task: v for v in views}
-        push = by_task.get("push")
+        push, pull = by_task.get("push"), by_task.get("pull")
         ok = condition(top).get("status") == "True"
-        kind = "PipelineRun" if self.stack.tekton else "CustomRun"
-        self.checks.add(ok, f"{kind} demo-native succeeded ({condition(top).get('reason')})")
+        self.checks.add(ok, f"PipelineRun demo-native succeeded ({condition(top).get('reason')})")
         if not ok or push is None or push.run is None:
             self.say(f"    {condition(top).get('message', '')}")
             return push
@@ -144,75 +168,31 @@ class Demo:
         size = int(res.get("IMAGE_SIZE") or 0)
         secs = float(extra.get("pushSeconds") or 0)
         self.say("")
-        self.say("Result")
+        self.say("demo-native")
         self.say(f"  image    {image}")
         self.say(f"  digest   {digest}")
         self.say(f"  url      {url}")
         self.say(f"  size     {report.human(size)} ({res.get('LAYERS', '?')} layers)")
         self.say(
             f"  time     push {secs:.1f}s ({report.rate(size / secs if secs else None)}), "
-            f"whole {kind.lower()} {elapsed:.1f}s"
+            f"both PipelineRuns {elapsed:.1f}s"
         )
         self.checks.add(
             digest.startswith("sha256:") and url.endswith(digest), "IMAGE_DIGEST/IMAGE_URL results set"
         )
-        copy = by_task.get("copy")
-        if copy is not None and copy.run is not None:
-            cres = results(copy.run)
-            same = cres.get("IMAGE_DIGEST") == digest
-            cextra = copy.run["status"].get("extraFields") or {}
-            moved = report.human(cextra.get("bytesUploaded"))
-            self.say(f"  copy     {copy_image} (digest preserved: {same}; {moved} uploaded, rest mounted)")
-            self.checks.add(same, "copy task consumed $(tasks.push.results.IMAGE_URL) and kept the digest")
-        self.verify(image, digest, hashes)
+        files = len(layout(self.size))
+        verified = results(pull.run or {}).get("verified-files", "0") if pull else "0"
+        match = "all match" if verified == str(files) else "MISMATCH"
+        self.say(f"  pulled   TaskRun pull: skopeo copy {url}, {verified}/{files} files, sha256 {match}")
+        self.checks.add(
+            verified == str(files),
+            f"all {files} model files pulled back by the pull TaskRun match their sha256",
+        )
         return push
 
-    def verify(self, image: str, digest: str, hashes: dict[str, str]) -> None:
-        t = self.step(f"Verifying: skopeo copy docker://{image} to an OCI layout, then hash every file")
-        with tempfile.TemporaryDirectory(prefix="demo-pull-") as tmp:
-            skopeo_pull(image, Path(tmp) / "oci")
-            pulled = read_layout(Path(tmp) / "oci")
-        problems = compare(hashes, pulled.files)
-        for p in problems:
-            self.say(f"    {p}")
-        self.took(
-            t,
-            f"manifest {pulled.manifest_digest[:19]}..., {len(pulled.files)}/{len(hashes)} files, "
-            f"sha256 {'all match' if not problems else 'MISMATCH'}",
-        )
-        self.checks.add(pulled.manifest_digest == digest, "skopeo pulled the same manifest digest")
-        self.checks.add(not problems, f"all {len(hashes)} model files in the image match their sha256")
-
-    def buildah_run(self, kube: Kube, watcher: Watcher) -> RunView | None:
-        reg = self.stack.registry
-        p = params(
-            source=SOURCE,
-            image=f"{reg}/demo/model:buildah",
-            mode="buildah",
-            storage="ephemeral",
-            ephemeral_storage=f"{self.small_mi}Mi",
-            node_selector=json.dumps({SMALL_LABEL[0]: SMALL_LABEL[1]}),
-            tolerations=json.dumps(
-                [{"key": SMALL_TAINT_KEY, "operator": "Equal", "value": "true", "effect": "NoSchedule"}]
-            ),
-            insecure_registries=reg,
-        )
+    def buildah_result(self, views: list[RunView]) -> RunView | None:
         self.say("")
-        what = (
-            f"the same push with mode buildah, storage ephemeral, on {SMALL_NODE} "
-            f"({self.small_mi}Mi allocatable)"
-        )
-        if self.stack.tekton:
-            self.step(f"Running PipelineRun demo-buildah: {what}")
-            pr = pipeline_run(
-                "demo-buildah", [push_task("push", params=p, workspaces=WORKSPACES)], workspace_claim=CLAIM
-            )
-            kube.pipeline_run(NS, pr)
-            _, views = watcher.follow("PipelineRun", "demo-buildah", "", self.args.timeout)
-        else:
-            self.step(f"Running CustomRun demo-buildah: {what}")
-            kube.custom_run(NS, custom_run("demo-buildah", p))
-            _, views = watcher.follow("CustomRun", "demo-buildah", "push", self.args.timeout)
+        self.say(f"demo-buildah on {SMALL_NODE}")
         v = next((x for x in views if x.task == "push"), None)
         if v is None or v.run is None:
             self.checks.add(False, "buildah run created a CustomRun")
@@ -280,7 +260,7 @@ class Demo:
         self.say("Left running (--keep). Use it with kubectl:")
         self.say(f"  export KUBECONFIG={kc}")
         self.say(f"  {kubectl} -n {NS} get pipelineruns,customruns,pods")
-        evicted = "demo-buildah-push" if self.stack.tekton else "demo-buildah"
+        evicted = "demo-buildah-push"
         self.say(f"  {kubectl} -n {NS} get customrun {evicted} -o yaml   # status.extraFields.eviction")
         self.say(f"  registry: {self.stack.registry} (plain HTTP)   logs: {self.stack.logdir}")
         self.say("Stop it: .venv/bin/python -m hack.demo --down" + self._workdir_flag())
@@ -299,19 +279,6 @@ def kubectl_from_build() -> Path | None:
     return path if path.is_file() else None
 
 
-def custom_run(name: str, p: list[Obj]) -> Obj:
-    return {
-        "apiVersion": "tekton.dev/v1beta1",
-        "kind": "CustomRun",
-        "metadata": {"name": name},
-        "spec": {
-            "customRef": dict(CUSTOM_TASK),
-            "params": p,
-            "workspaces": [{"name": "model", "persistentVolumeClaim": {"claimName": CLAIM}}],
-        },
-    }
-
-
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM tears down like Ctrl-C
 
@@ -326,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", default=str(REPO / ".local" / "demo"), help="state directory (default .local/demo)"
     )
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each run (default 900)")
-    ap.add_argument("--no-tekton", action="store_true", help="skip Tekton; create plain CustomRuns")
     ap.add_argument("--down", action="store_true", help="stop a demo left running with --keep")
     args = ap.parse_args(argv)
     try:
@@ -361,8 +327,10 @@ def main(argv: list[str] | None = None) -> int:
                 demo.keep_notice()
             else:
                 t = time.monotonic()
-                demo.stack.stop()
-                if demo.checks.passed:
+                left = demo.stack.stop()
+                if left:
+                    demo.say("Could not remove from the host:\n  " + "\n  ".join(left))
+                if demo.checks.passed and not left:
                     shutil.rmtree(workdir, ignore_errors=True)
                     demo.say(
                         f"Stopped every process the demo started and removed {workdir} "
@@ -370,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 else:
                     # Keep the logs for a look; drop the bulky model and registry copies.
-                    for bulky in (workdir / "node", workdir / "registry-data"):
+                    for bulky in (workdir / "cluster" / "registry", workdir / "cluster" / "volumes"):
                         shutil.rmtree(bulky, ignore_errors=True)
                     demo.say(f"Stopped every process the demo started; logs kept in {demo.stack.logdir}")
         finally:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from hack.localcluster.rest import Rest
@@ -57,23 +57,6 @@ class Kube:
         # The ServiceAccount admission plugin rejects pods until `default` exists.
         wait(lambda: self.get(f"/api/v1/namespaces/{name}/serviceaccounts/default"), 60, "default SA")
 
-    def pvc(self, ns: str, name: str, size: str, state_dir: Path) -> Path:
-        """A PVC bound by the node agent's provisioner; returns the local directory backing it."""
-        body = {
-            "metadata": {"name": name},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}},
-        }
-        self._call("POST", f"/api/v1/namespaces/{ns}/persistentvolumeclaims", body, ok=(201, 409))
-
-        def bound() -> Obj | None:
-            pvc = self.get(f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}") or {}
-            return pvc if (pvc.get("status") or {}).get("phase") == "Bound" else None
-
-        pvc = wait(bound, 60, f"PVC {ns}/{name} Bound")
-        pv = self.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}") or {}
-        host = ((pv.get("spec") or {}).get("hostPath") or {}).get("path")
-        return Path(host) if host else state_dir / "pv" / ns / name
-
     def pipeline_run(self, ns: str, body: Obj) -> Obj:
         return self.create(f"{TEKTON}/v1/namespaces/{ns}/pipelineruns", body)
 
@@ -86,8 +69,20 @@ class Kube:
     def get_custom_run(self, ns: str, name: str) -> Obj | None:
         return self.get(f"{TEKTON}/v1beta1/namespaces/{ns}/customruns/{name}")
 
+    def get_task_run(self, ns: str, name: str) -> Obj | None:
+        return self.get(f"{TEKTON}/v1/namespaces/{ns}/taskruns/{name}")
+
     def pod(self, ns: str, name: str) -> Obj | None:
         return self.get(f"/api/v1/namespaces/{ns}/pods/{name}")
+
+    def pod_log(self, ns: str, name: str, container: str, tail: int = 50) -> str:
+        """The last lines of a container's log ("" while there is none)."""
+        code, body = self.rest.request(
+            "GET", f"/api/v1/namespaces/{ns}/pods/{name}/log?container={container}&tailLines={tail}"
+        )
+        if code != 200:
+            return ""
+        return body if isinstance(body, str) else json.dumps(body)  # a one-line JSON log comes back parsed
 
     def events(self, ns: str, name: str) -> list[Obj]:
         sel = urllib.parse.quote(f"involvedObject.name={name}")

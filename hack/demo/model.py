@@ -24,7 +24,7 @@ def parse_size(text: str) -> int:
 def layout(size: int) -> dict[str, int]:
     """relpath -> size: small metadata files plus SHARDS weight shards that add up to `size` in total."""
     meta = {"config.json": 0, "tokenizer.json": 0, "README.md": 0}
-    texts = _metadata(size)
+    texts = metadata(size)
     for name in meta:
         meta[name] = len(texts[name])
     rest = size - sum(meta.values())
@@ -37,7 +37,7 @@ def layout(size: int) -> dict[str, int]:
     return {**meta, **shards}
 
 
-def _metadata(size: int) -> dict[str, bytes]:
+def metadata(size: int) -> dict[str, bytes]:
     cfg = {"architectures": ["DemoForCausalLM"], "model_type": "demo", "total_bytes": size}
     return {
         "config.json": (json.dumps(cfg, sort_keys=True) + "\n").encode(),
@@ -49,7 +49,7 @@ def _metadata(size: int) -> dict[str, bytes]:
 def write_model(directory: Path, size: int) -> dict[str, str]:
     """Writes the model into `directory` and returns relpath -> sha256 hex of every file."""
     directory.mkdir(parents=True, exist_ok=True)
-    texts = _metadata(size)
+    texts = metadata(size)
     hashes: dict[str, str] = {}
     for name, length in layout(size).items():
         h = hashlib.sha256()

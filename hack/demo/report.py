@@ -27,4 +27,4 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 def progress_line(name: str, phase: str, done: int | None, total: int | None, bps: float | None) -> str:
     pct = f" {100 * done / total:5.1f}%" if done is not None and total else ""
     moved = f"{human(done)} / {human(total)}{pct}" if done is not None else "-"
-    return f"{name:<8} {phase:<38} {moved:<30} {rate(bps)}"
+    return f"{name:<18} {phase:<36} {moved:<30} {rate(bps)}"

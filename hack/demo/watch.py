@@ -1,5 +1,5 @@
 """Follows a PipelineRun (or a lone CustomRun) and its work pods: a live line per run on a TTY, plain log
-lines otherwise; samples each pod's ephemeral disk use the way the node agent measures it."""
+lines otherwise; samples each pod's ephemeral-storage use the way the kubelet measures it."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
 from hack.demo import report
 from hack.demo.kube import Kube, Obj, condition, done, results
-from hack.nodeagent.du import disk_usage
+from hack.localcluster.rest import Rest
 
 
 @dataclass
 class RunView:
     task: str  # pipeline task name (or the demo's label for a lone CustomRun)
-    name: str  # CustomRun name
+    name: str  # CustomRun or TaskRun name
+    kind: str = "CustomRun"
+    label: str = ""  # what the progress line shows (default: the task name)
     run: Obj | None = None
     pod: str = ""
     uid: str = ""
@@ -40,19 +41,23 @@ class RunView:
 
 
 class Sampler:
-    """A thread measuring pods' directories under the node agent's state dir every `every` seconds."""
+    """A thread reading each watched pod's ephemeral-storage use from its kubelet's stats summary (through
+    the apiserver's node proxy) every `every` seconds: the figure the kubelet's eviction manager uses."""
 
-    def __init__(self, state_dir: Path, every: float = 0.2) -> None:
-        self.state_dir = state_dir
+    def __init__(self, rest: Rest, every: float = 1.0) -> None:
+        self.rest = rest
         self.every = every
         self.peaks: dict[str, int] = {}
+        self.nodes: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="du-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name="stats-sampler", daemon=True)
 
-    def watch(self, uid: str) -> None:
+    def watch(self, uid: str, node: str) -> None:
         with self._lock:
             self.peaks.setdefault(uid, 0)
+            if node:
+                self.nodes.add(node)
 
     def peak(self, uid: str) -> int:
         with self._lock:
@@ -69,23 +74,33 @@ class Sampler:
     def _loop(self) -> None:
         while not self._stop.wait(self.every):
             with self._lock:
-                uids = list(self.peaks)
-            for uid in uids:
-                d = self.state_dir / "pods" / uid
-                if not d.exists():
-                    continue
-                used = disk_usage([d])
-                with self._lock:
-                    self.peaks[uid] = max(self.peaks[uid], used)
+                nodes = sorted(self.nodes)
+            for node in nodes:
+                for uid, used in pod_storage(self.rest, node).items():
+                    with self._lock:
+                        if uid in self.peaks:
+                            self.peaks[uid] = max(self.peaks[uid], used)
 
 
-def last_progress(log: Path) -> Obj | None:
-    """The newest `{"event": "progress", ...}` line the work pod wrote (contract A)."""
+def pod_storage(rest: Rest, node: str) -> dict[str, int]:
+    """Pod uid -> ephemeral-storage bytes in use (emptyDirs, writable layer, logs), from the kubelet."""
     try:
-        lines = log.read_text(errors="replace").splitlines()
+        code, summary = rest.request("GET", f"/api/v1/nodes/{node}/proxy/stats/summary")
     except OSError:
-        return None
-    for line in reversed(lines):
+        return {}
+    if code != 200 or not isinstance(summary, dict):
+        return {}
+    out: dict[str, int] = {}
+    for pod in summary.get("pods") or []:
+        used = (pod.get("ephemeral-storage") or {}).get("usedBytes")
+        if used is not None:
+            out[pod["podRef"]["uid"]] = int(used)
+    return out
+
+
+def last_progress(log: str) -> Obj | None:
+    """The newest `{"event": "progress", ...}` line in a work pod's log (contract A)."""
+    for line in reversed(log.splitlines()):
         if '"progress"' not in line:
             continue
         try:
@@ -98,10 +113,9 @@ def last_progress(log: Path) -> Obj | None:
 
 
 class Watcher:
-    def __init__(self, kube: Kube, ns: str, state_dir: Path, out: TextIO, tty: bool, sampler: Sampler):
+    def __init__(self, kube: Kube, ns: str, out: TextIO, tty: bool, sampler: Sampler):
         self.kube = kube
         self.ns = ns
-        self.state_dir = state_dir
         self.out = out
         self.tty = tty
         self.sampler = sampler
@@ -109,37 +123,45 @@ class Watcher:
         self._last: dict[str, tuple[str, int | None]] = {}
         self._t0 = time.monotonic()
 
-    def follow(self, kind: str, name: str, label: str, timeout: float) -> tuple[Obj, list[RunView]]:
-        """Polls until the PipelineRun/CustomRun and all its CustomRuns are done; returns them."""
+    def follow(self, names: list[str], timeout: float) -> dict[str, tuple[Obj, list[RunView]]]:
+        """Polls until the PipelineRuns and all their TaskRuns and CustomRuns are done; returns each."""
         self._t0 = time.monotonic()
         self._shown = 0
-        views: dict[str, RunView] = {}
+        views: dict[str, dict[str, RunView]] = {n: {} for n in names}
+        tops: dict[str, Obj | None] = {}
         deadline = time.monotonic() + timeout
-        top: Obj | None = None
         while time.monotonic() < deadline:
-            if kind == "PipelineRun":
-                top = self.kube.get_pipeline_run(self.ns, name)
+            for name in names:
+                tops[name] = top = self.kube.get_pipeline_run(self.ns, name)
                 for child in (top or {}).get("status", {}).get("childReferences") or []:
-                    if child.get("kind") == "CustomRun":
-                        views.setdefault(child["name"], RunView(child["pipelineTaskName"], child["name"]))
-            else:
-                top = self.kube.get_custom_run(self.ns, name)
-                views.setdefault(name, RunView(label, name))
-            for v in views.values():
+                    if child.get("kind") in ("CustomRun", "TaskRun"):
+                        task = child["pipelineTaskName"]
+                        label = f"{name.removeprefix('demo-')}/{task}" if len(names) > 1 else task
+                        views[name].setdefault(
+                            child["name"], RunView(task, child["name"], child["kind"], label)
+                        )
+            every = [v for vs in views.values() for v in vs.values()]
+            for v in every:
                 self._update(v)
-            self._render(list(views.values()))
-            if done(top) and all(done(v.run) for v in views.values()):
+            self._render(every)
+            if all(done(t) for t in tops.values()) and all(done(v.run) for v in every):
                 if self.tty:
                     self.out.write("\n")
-                return top or {}, list(views.values())
+                return {n: (tops[n] or {}, list(views[n].values())) for n in names}
             time.sleep(0.5)
-        raise TimeoutError(f"{kind} {name} not done after {timeout:.0f}s")
+        raise TimeoutError(f"PipelineRuns {', '.join(names)} not done after {timeout:.0f}s")
 
     def _update(self, v: RunView) -> None:
-        v.run = self.kube.get_custom_run(self.ns, v.name)
-        extra = ((v.run or {}).get("status") or {}).get("extraFields") or {}
-        if extra.get("podName"):
-            v.pod = str(extra["podName"])
+        if v.kind == "TaskRun":
+            v.run = self.kube.get_task_run(self.ns, v.name)
+            status = (v.run or {}).get("status") or {}
+            v.pod = str(status.get("podName") or "")
+            extra: Obj = {}
+        else:
+            v.run = self.kube.get_custom_run(self.ns, v.name)
+            extra = ((v.run or {}).get("status") or {}).get("extraFields") or {}
+            if extra.get("podName"):
+                v.pod = str(extra["podName"])
         if v.pod:
             pod = self.kube.pod(self.ns, v.pod)
             if pod:
@@ -148,10 +170,11 @@ class Watcher:
                 v.pod_phase = (pod.get("status") or {}).get("phase") or ""
                 res = (pod["spec"]["containers"][0].get("resources") or {}).get("requests") or {}
                 v.requested = res.get("ephemeral-storage", v.requested)
-                self.sampler.watch(v.uid)
+                self.sampler.watch(v.uid, v.node)
         if v.uid:
             v.peak_use = self.sampler.peak(v.uid)
-            prog = last_progress(self.state_dir / "pods" / v.uid / "containers" / "push" / "log")
+            running = v.kind == "CustomRun" and v.pod_phase == "Running"
+            prog = last_progress(self.kube.pod_log(self.ns, v.pod, "push")) if running else None
             if prog:
                 v.bytes_done, v.bytes_total = prog.get("bytes_done"), prog.get("bytes_total")
                 v.rate = prog.get("rate_bps")
@@ -170,7 +193,7 @@ class Watcher:
             if self._shown:
                 self.out.write(f"\033[{self._shown}F")
             for v in views:
-                line = report.progress_line(v.task, v.phase, v.bytes_done, v.bytes_total, v.rate)
+                line = report.progress_line(v.label or v.task, v.phase, v.bytes_done, v.bytes_total, v.rate)
                 self.out.write(f"\033[K  {line}\n")
             self._shown = len(views)
             self.out.flush()
@@ -180,6 +203,6 @@ class Watcher:
             if self._last.get(v.name) == key:
                 continue
             self._last[v.name] = key
-            line = report.progress_line(v.task, v.phase, v.bytes_done, v.bytes_total, v.rate)
+            line = report.progress_line(v.label or v.task, v.phase, v.bytes_done, v.bytes_total, v.rate)
             self.out.write(f"  [{time.monotonic() - self._t0:6.1f}s] {line.rstrip()}\n")
             self.out.flush()

@@ -9,6 +9,7 @@ import pytest
 
 from hack.demo import report
 from hack.demo.model import layout, parse_size, write_model
+from hack.demo.pipelines import demo_pipeline_run, write_script
 from hack.demo.verify import compare
 from hack.demo.watch import last_progress
 
@@ -45,8 +46,7 @@ def test_compare_reports_each_difference() -> None:
     assert compare(want, got) == ["missing in image: c", "unexpected in image: d", "hash differs: b"]
 
 
-def test_last_progress_takes_the_newest_progress_line(tmp_path: Path) -> None:
-    log = tmp_path / "log"
+def test_last_progress_takes_the_newest_progress_line() -> None:
     lines = [
         json.dumps({"event": "progress", "bytes_done": 1, "bytes_total": 10, "rate_bps": 5}),
         "buildah says something",
@@ -54,9 +54,9 @@ def test_last_progress_takes_the_newest_progress_line(tmp_path: Path) -> None:
         json.dumps({"event": "retry", "what": "blob"}),
         '{"image": "r/x:1", "digest": "sha256:00"}',
     ]
-    log.write_text("\n".join(lines) + "\n")
+    log = "\n".join(lines) + "\n"
     assert last_progress(log) == {"event": "progress", "bytes_done": 7, "bytes_total": 10, "rate_bps": 9}
-    assert last_progress(tmp_path / "missing") is None
+    assert last_progress("") is None
 
 
 def test_formatting() -> None:
@@ -68,3 +68,23 @@ def test_formatting() -> None:
     assert text.splitlines() == ["a    bb", "---  --", "xxx  y"]
     line = report.progress_line("push", "Running", 5 << 20, 10 << 20, 1 << 20)
     assert "5.0 MiB / 10.0 MiB" in line and "50.0%" in line and "1.0 MiB/s" in line
+
+
+def test_write_script_writes_every_file_of_the_layout_and_their_sums() -> None:
+    size = 3 << 20
+    script = write_script(size)
+    for name, length in layout(size).items():
+        assert f"> {name}" in script
+        if name.endswith(".safetensors"):
+            assert f"head -c {length} /dev/urandom > {name}" in script
+    assert 'sha256sum * > "$(workspaces.model.path)/demo-model.sha256"' in script
+
+
+def test_demo_pipeline_run_mixes_task_runs_and_the_custom_task() -> None:
+    pr = demo_pipeline_run("x", "reg/step:1", 3 << 20, [{"name": "image", "value": "r/m:1"}], True)
+    tasks = {t["name"]: t for t in pr["spec"]["pipelineSpec"]["tasks"]}
+    assert list(tasks) == ["write-model", "push", "pull"]
+    assert tasks["push"]["taskRef"] == {"apiVersion": "modelpush.dev/v1alpha1", "kind": "ModelImagePush"}
+    assert tasks["push"]["runAfter"] == ["write-model"]
+    assert tasks["pull"]["params"] == [{"name": "image", "value": "$(tasks.push.results.IMAGE_URL)"}]
+    assert "volumeClaimTemplate" in pr["spec"]["workspaces"][0]

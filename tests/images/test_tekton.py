@@ -1,11 +1,15 @@
-"""Tekton's images: each command's static binary at /ko-app/<cmd>, non-root, over one shared layer."""
+"""Tekton's images: each command's static binary at /ko-app/<cmd>, non-root, over one shared layer; every
+`ko://` image of the release manifests has a local image."""
 
 from __future__ import annotations
+
+import yaml
 
 from hack.images import ensure
 from hack.images.oci import file_names, image_config
 from hack.images.tekton import COMMANDS, image_name
 from hack.registry import LocalRegistry
+from hack.tekton import incluster
 
 
 def test_each_command_is_a_ko_style_image(registry: LocalRegistry) -> None:
@@ -21,3 +25,11 @@ def test_each_command_is_a_ko_style_image(registry: LocalRegistry) -> None:
         # the static layer is the same blob in every image, so a node pulls it once
         assert static in (None, config["rootfs"]["diff_ids"][0])
         static = config["rootfs"]["diff_ids"][0]
+
+
+def test_release_manifests_have_no_ko_reference_left(registry: LocalRegistry) -> None:
+    got = ensure([image_name(c) for c in COMMANDS] + ["base"], registry.host)
+    refs = {cmd: got[image_name(cmd)].ref for cmd in COMMANDS} | {"shell": got["base"].ref}
+    text = yaml.safe_dump_all(incluster.release(refs))
+    assert "ko://" not in text
+    assert got["tekton-entrypoint"].ref in text and got["base"].ref in text
