@@ -56,6 +56,10 @@ cluster-down: ## Stop everything cluster-up started and restore the host (mounts
 run: setup ## Run the controller in the foreground against $$KUBECONFIG or .local/kubeconfig
 	KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.local/kubeconfig} $(PY) -m controller
 
+.PHONY: images
+images: setup ## Build (cached by content) every image the local cluster runs; REGISTRY=host:port also pushes
+	$(PY) -m hack.images build $(if $(REGISTRY),--registry $(REGISTRY),)
+
 ##@ Deployment
 IMG ?= quay.io/modelpush/model-image-push:latest
 .PHONY: image

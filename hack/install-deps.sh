@@ -33,5 +33,5 @@ if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
   bash hack/build-control-plane.sh node >/dev/null  # kubelet + kube-proxy for the real nodes
   bash hack/build-local-path.sh >/dev/null          # the cluster's dynamic PV provisioner
-  bash hack/tekton/build.sh >/dev/null  # Tekton pipelines controller for tests/tekton (~4 min cold)
+  bash hack/tekton/build.sh --all >/dev/null  # Tekton commands for its in-cluster images (~8 min cold)
 fi
