@@ -6,9 +6,12 @@ image, so `ensure_images` costs milliseconds once everything is built and pushed
 
 from __future__ import annotations
 
+import json
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from hack.images.oci import MEDIA_MANIFEST, TAG, manifest_digest
 from hack.images.proc import log_path, run
@@ -50,3 +53,14 @@ def publish(layout: Path, registry: str, repository: str, tag: str) -> str:
         log_path("publish"),
     )
     return digest
+
+
+def inspect(ref: str) -> dict[str, Any]:
+    """`skopeo inspect` of an image in a plain-HTTP registry (Digest, Layers, Labels, ...)."""
+    out = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return dict(json.loads(out))

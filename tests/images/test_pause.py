@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 from hack.images import ensure
 from hack.images.oci import image_config
+from hack.images.publish import inspect
 from hack.registry import LocalRegistry
 
 
@@ -14,13 +12,7 @@ def test_pause_is_pushed_with_catatonit_p_entrypoint(registry: LocalRegistry) ->
     image = ensure(["pause"], registry.host)["pause"]
     assert image.ref == f"{registry.host}/modelpush/pause:{image.tag}"
     assert image_config(image.layout)["config"]["Entrypoint"] == ["/catatonit", "-P"]
-    out = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", f"docker://{image.pinned}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert json.loads(out)["Digest"] == image.digest
+    assert inspect(image.pinned)["Digest"] == image.digest
 
 
 def test_warm_ensure_reuses_the_cached_layout(registry: LocalRegistry) -> None:

@@ -7,8 +7,6 @@ image; a writer pod (the step image, also non-root) puts a model on a local-path
 
 from __future__ import annotations
 
-import json
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from hack.images import ensure
+from hack.images.publish import inspect
 from tests.e2e.conftest import ControllerProcess, CustomRuns
 from tests.fixtures.cluster import RealCluster, wait_for_pod_phase
 
@@ -33,13 +32,22 @@ def images(real_cluster: RealCluster) -> dict[str, Any]:
 
 
 @pytest.fixture
+def privileged_buildah() -> bool:
+    return True
+
+
+@pytest.fixture
 async def controller(
-    real_cluster: RealCluster, real_namespace: str, images: dict[str, Any], tmp_path: Path
+    real_cluster: RealCluster,
+    real_namespace: str,
+    images: dict[str, Any],
+    tmp_path: Path,
+    privileged_buildah: bool,
 ) -> AsyncIterator[ControllerProcess]:
     env = {
         "MODELPUSH_WORK_IMAGE": images["model-image-push"].ref,
         "MODELPUSH_INSECURE_REGISTRIES": real_cluster.registry,
-        "MODELPUSH_ALLOW_PRIVILEGED_BUILDAH": "true",
+        "MODELPUSH_ALLOW_PRIVILEGED_BUILDAH": str(privileged_buildah).lower(),
     }
     ctl = ControllerProcess(real_cluster.kubeconfig, real_namespace, tmp_path / "controller.log", env).start()
     try:
@@ -91,16 +99,6 @@ def crs(real_api: client.ApiClient, real_namespace: str) -> CustomRuns:
     return CustomRuns(real_api, real_namespace)
 
 
-def _inspect(ref: str) -> dict[str, Any]:
-    out = subprocess.run(
-        ["skopeo", "inspect", "--tls-verify=false", f"docker://{ref}"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return dict(json.loads(out))
-
-
 async def _push(
     crs: CustomRuns, name: str, params: dict[str, str], ws: list[dict[str, Any]]
 ) -> dict[str, Any]:
@@ -140,8 +138,8 @@ async def test_native_build_runs_non_root_read_only(
     run = await _push(crs, "build", {"source": "dir:///workspace/model/m", "image": image}, WS)
 
     res = _results(run)
-    assert _inspect(image)["Digest"] == res["IMAGE_DIGEST"]
-    assert len(_inspect(image)["Layers"]) == len(MODEL_FILES)
+    assert inspect(image)["Digest"] == res["IMAGE_DIGEST"]
+    assert len(inspect(image)["Layers"]) == len(MODEL_FILES)
     pod = await _pod_of(crs, "build")
     _assert_hardened(pod)
     mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
@@ -182,5 +180,24 @@ async def test_buildah_runs_non_root_in_a_privileged_container(
     params = {"source": "dir:///workspace/model/m", "image": image, "mode": "buildah"}
     run = await _push(crs, "buildah", params, WS)
 
-    assert _inspect(image)["Digest"] == _results(run)["IMAGE_DIGEST"]
+    assert inspect(image)["Digest"] == _results(run)["IMAGE_DIGEST"]
     _assert_hardened(await _pod_of(crs, "buildah"), privileged=True)
+
+
+@pytest.mark.parametrize("privileged_buildah", [False])
+async def test_buildah_without_privileges_fails_with_buildahs_reason(
+    real_cluster: RealCluster, controller: ControllerProcess, crs: CustomRuns, model_pvc: str
+) -> None:
+    """Without ALLOW_PRIVILEGED_BUILDAH the pod is non-root with every capability dropped: buildah cannot
+    make its user namespace, and the run says so instead of hanging or leaving the pod."""
+    image = f"{real_cluster.registry}/{crs.ns}/model:unprivileged"
+    params = {"source": "dir:///workspace/model/m", "image": image, "mode": "buildah"}
+    await crs.create("unprivileged", params, WS)
+    run = await crs.wait_done("unprivileged", limit=300)
+
+    cond = run["status"]["conditions"][0]
+    print(f"buildah without privileges: {cond['reason']}: {cond['message']}")
+    assert cond["status"] == "False"
+    assert "buildah" in cond["message"]
+    pod = await _pod_of(crs, "unprivileged")
+    assert pod["spec"]["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
