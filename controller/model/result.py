@@ -19,6 +19,10 @@ class PushResult(BaseModel):
     bytes_skipped: int = 0
     bytes_mounted: int = 0
     seconds: float = 0.0
+    # signing (issue 13): refs of what was attached, or why signing failed after a good push
+    signature_ref: str | None = None
+    attestation_ref: str | None = None
+    signing_error: str | None = None
 
 
 class ErrorBody(BaseModel):

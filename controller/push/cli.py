@@ -17,6 +17,7 @@ from .errors import InvalidInput, PushError
 from .progress import Progress
 from .reference import parse_reference
 from .result import ErrorBody, ErrorResult, PushResult, write_result
+from .signcli import add_sign_arguments, sign_after_push, sign_options
 
 DESCRIPTION = """\
 Push an ML model directory to an OCI registry as an image, or copy an image between registries,
@@ -91,6 +92,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--progress-interval", type=float, default=2.0, help="seconds between progress lines (default 2)"
     )
+    add_sign_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +164,12 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
 
 
 async def run(args: argparse.Namespace) -> PushResult:
+    sign_options(args)  # a bad signing flag fails before anything is pushed
+    result = await _push(args)
+    return await sign_after_push(args, client_options(args), result)
+
+
+async def _push(args: argparse.Namespace) -> PushResult:
     opts = client_options(args)
     progress = Progress(interval=args.progress_interval)
     if args.command == "build":

@@ -1,0 +1,223 @@
+"""Signing and SLSA provenance against a real registry, checked by the real cosign.
+
+Keys come from `cosign generate-key-pair`; `cosign verify` and `cosign verify-attestation` (built by
+hack/build-cosign.sh) are the judges. There is no transparency log here, hence --insecure-ignore-tlog.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hack.registry import LocalRegistry
+
+from .helpers import REPO_ROOT, run_build, run_cli
+
+pytestmark = pytest.mark.registry
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def cosign() -> str:
+    out = subprocess.run(
+        ["bash", str(REPO_ROOT / "hack" / "build-cosign.sh")], capture_output=True, text=True, check=True
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def _keypair(cosign: str, where: Path, password: str = PASSWORD) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "COSIGN_PASSWORD": password}
+    subprocess.run([cosign, "generate-key-pair"], cwd=where, env=env, check=True, capture_output=True)
+    (where / "cosign.password").write_text(password)
+    return where
+
+
+@pytest.fixture(scope="module")
+def keys(cosign: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _keypair(cosign, tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="module")
+def other_keys(cosign: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _keypair(cosign, tmp_path_factory.mktemp("otherkeys"), "another password")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("signmodel") / "model"
+    (root / "sub").mkdir(parents=True)
+    (root / "config.json").write_text('{"arch": "tiny"}')
+    (root / "sub" / "weights.bin").write_bytes(os.urandom(300_000))
+    return root
+
+
+def _sign_flags(keys: Path, *extra: str) -> list[str]:
+    context = {
+        "params": {"source": "dir:///workspace/model", "sign": "true"},
+        "builder": {"id": "test/model-image-push:dev", "version": {"model-image-push": "dev"}},
+        "invocation": {"namespace": "ns", "name": "run-1", "uid": "uid-1"},
+        "startedOn": "2026-12-01T12:00:00Z",
+    }
+    return [
+        "--sign-key",
+        str(keys / "cosign.key"),
+        "--sign-password-file",
+        str(keys / "cosign.password"),
+        "--sign-key-source",
+        "model-image-push-system/signing-secrets",
+        "--provenance-context",
+        json.dumps(context),
+        *extra,
+    ]
+
+
+def _cosign(cosign: str, *args: str) -> subprocess.CompletedProcess[str]:
+    flags = ["--insecure-ignore-tlog", "--allow-http-registry", "--allow-insecure-registry"]
+    return subprocess.run(
+        [cosign, *args, *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HOME": "/tmp"},
+    )
+
+
+def verify(cosign: str, pub: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return _cosign(cosign, "verify", "--key", str(pub), url)
+
+
+def verify_attestation(cosign: str, pub: Path, url: str) -> subprocess.CompletedProcess[str]:
+    return _cosign(cosign, "verify-attestation", "--type", "slsaprovenance1", "--key", str(pub), url)
+
+
+def _statement(out: str) -> dict:
+    """The in-toto statement from verify-attestation's stdout (one DSSE envelope per line)."""
+    envelope = json.loads(out.strip().splitlines()[-1])
+    return json.loads(base64.b64decode(envelope["payload"]))
+
+
+@pytest.fixture(scope="module")
+def signed(registry: LocalRegistry, model: Path, keys: Path) -> dict:
+    run = run_build(registry.host, model, "signed/model:v1", *_sign_flags(keys))
+    assert run.rc == 0, run.stderr
+    return run.result
+
+
+def test_signed_push_verifies_with_cosign(cosign: str, keys: Path, signed: dict) -> None:
+    assert signed["signing_error"] is None
+    assert signed["signature_ref"].startswith(signed["url"].split("@")[0] + "@sha256:")
+    out = verify(cosign, keys / "cosign.pub", signed["url"])
+    assert out.returncode == 0, out.stderr
+    (claim,) = json.loads(out.stdout)
+    assert claim["critical"]["image"]["docker-manifest-digest"] == signed["digest"]
+    by_tag = verify(cosign, keys / "cosign.pub", signed["image"])
+    assert by_tag.returncode == 0, by_tag.stderr
+
+
+def test_provenance_verifies_and_names_every_model_file(
+    cosign: str, keys: Path, signed: dict, model: Path
+) -> None:
+    out = verify_attestation(cosign, keys / "cosign.pub", signed["url"])
+    assert out.returncode == 0, out.stderr
+    st = _statement(out.stdout)
+    assert st["predicateType"] == "https://slsa.dev/provenance/v1"
+    assert [s["digest"]["sha256"] for s in st["subject"]] == [signed["digest"].split(":")[1]]
+    deps = {d["name"]: d for d in st["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert set(deps) == {"models/config.json", "models/sub/weights.bin"}
+    for rel in ("config.json", "sub/weights.bin"):
+        data = (model / rel).read_bytes()
+        assert deps[f"models/{rel}"]["digest"]["sha256"] == hashlib.sha256(data).hexdigest()
+        assert deps[f"models/{rel}"]["annotations"]["size"] == len(data)
+        assert deps[f"models/{rel}"]["uri"] == f"dir:///workspace/model/{rel}"
+    rd = st["predicate"]["runDetails"]
+    assert rd["builder"]["id"] == "test/model-image-push:dev"
+    assert rd["metadata"]["invocationId"] == "k8s://ns/customruns/run-1/uid-1"
+
+
+def test_another_key_does_not_verify(cosign: str, other_keys: Path, signed: dict) -> None:
+    assert verify(cosign, other_keys / "cosign.pub", signed["url"]).returncode != 0
+    assert verify_attestation(cosign, other_keys / "cosign.pub", signed["url"]).returncode != 0
+
+
+def test_unsigned_push_does_not_verify(cosign: str, registry: LocalRegistry, model: Path, keys: Path) -> None:
+    run = run_build(registry.host, model, "unsigned/model:v1")
+    assert run.rc == 0, run.stderr
+    assert run.result.get("signature_ref") is None
+    out = verify(cosign, keys / "cosign.pub", run.result["url"])
+    assert out.returncode != 0
+    assert "no signatures found" in out.stderr or "no matching signatures" in out.stderr, out.stderr
+    assert verify_attestation(cosign, keys / "cosign.pub", run.result["url"]).returncode != 0
+
+
+def test_second_key_appends_and_both_verify(
+    cosign: str, registry: LocalRegistry, model: Path, keys: Path, other_keys: Path
+) -> None:
+    first = run_build(registry.host, model, "signed/twice:v1", *_sign_flags(keys))
+    second = run_build(registry.host, model, "signed/twice:v1", *_sign_flags(other_keys))
+    assert first.rc == second.rc == 0
+    assert first.result["digest"] == second.result["digest"]
+    for k in (keys, other_keys):
+        assert verify(cosign, k / "cosign.pub", second.result["url"]).returncode == 0
+
+
+def test_signed_copy_verifies(
+    cosign: str, registry: LocalRegistry, second_registry: LocalRegistry, signed: dict, keys: Path
+) -> None:
+    dst = f"{second_registry.host}/copied/model:v1"
+    run = run_cli(
+        "copy",
+        signed["url"],
+        dst,
+        "--insecure-registry",
+        registry.host,
+        "--insecure-registry",
+        second_registry.host,
+        *_sign_flags(keys),
+    )
+    assert run.rc == 0, run.stderr
+    assert run.result["digest"] == signed["digest"]
+    assert verify(cosign, keys / "cosign.pub", run.result["url"]).returncode == 0
+    out = verify_attestation(cosign, keys / "cosign.pub", run.result["url"])
+    assert out.returncode == 0, out.stderr
+    (dep,) = _statement(out.stdout)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert dep == {"uri": f"docker://{signed['url']}", "digest": {"sha256": signed["digest"].split(":")[1]}}
+
+
+@pytest.mark.parametrize(
+    ("breakage", "expect"),
+    [
+        (
+            "wrong-password",
+            "key cosign.key in Secret model-image-push-system/signing-secrets: wrong password",
+        ),
+        ("no-key", "signing key cosign.key not found in Secret model-image-push-system/signing-secrets"),
+        (
+            "not-a-key",
+            "key cosign.key in Secret model-image-push-system/signing-secrets: not a cosign private key",
+        ),
+    ],
+)
+def test_bad_key_keeps_the_push_and_reports_signing_error(
+    registry: LocalRegistry, model: Path, keys: Path, tmp_path: Path, breakage: str, expect: str
+) -> None:
+    broken = tmp_path / "keys"
+    broken.mkdir()
+    key_text = (keys / "cosign.key").read_text()
+    if breakage != "no-key":
+        (broken / "cosign.key").write_text(key_text if breakage == "wrong-password" else "garbage")
+    (broken / "cosign.password").write_text("not the password")
+    run = run_build(registry.host, model, f"badkey/{breakage}:v1", *_sign_flags(broken))
+    assert run.rc == 0, run.stderr
+    assert run.result["digest"].startswith("sha256:")
+    assert run.result["signing_error"].startswith(expect), run.result["signing_error"]
+    assert run.result["signature_ref"] is None
+    body = key_text.splitlines()[1]
+    for text in (run.stdout, run.stderr):
+        assert body not in text and "not the password" not in text
