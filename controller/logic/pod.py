@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.logic import naming
+from controller.logic.signing import add_signing, signing_wanted
 from controller.logic.sizing import NATIVE_MODES, resources
 from controller.model.customrun import CustomRun
 from controller.model.params import PushParams, ref_host
@@ -318,4 +319,6 @@ def build_pod(
         },
         "spec": spec,
     }
+    if signing_wanted(params, settings):  # signing (issue 13): key Secret mount and --sign-* flags
+        add_signing(manifest, run, settings)
     return PodPlan(name, attempt, mode, res.ephemeral_storage, manifest)

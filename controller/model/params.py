@@ -43,6 +43,7 @@ PARAM_HELP: dict[str, str] = {
     "tolerations": 'a JSON array of pod tolerations, e.g. [{"key": "k", "operator": "Exists"}]',
     "tls-verify": "true or false",
     "storage": "workspace (buildah/skopeo storage on the workspace PVC) or ephemeral (pod-local storage)",
+    "sign": "true or false (sign the pushed image and attach SLSA provenance with the cluster's cosign key)",
 }
 
 
@@ -91,6 +92,7 @@ class PushParams(BaseModel):
     tolerations: tuple[dict[str, Any], ...] = ()
     tls_verify: bool = Field(default=True, alias="tls-verify")
     storage: Storage | None = None
+    sign: bool | None = None  # None: the SIGN_ALL setting decides (issue 13)
 
     @field_validator("source", mode="before")
     @classmethod
@@ -190,9 +192,11 @@ class PushParams(BaseModel):
                 raise ValueError(f"unknown toleration field(s) {sorted(unknown)}; allowed {allowed}")
         return tuple(data)
 
-    @field_validator("tls_verify", mode="before")
+    @field_validator("tls_verify", "sign", mode="before")
     @classmethod
-    def _bool(cls, value: Any) -> bool:
+    def _bool(cls, value: Any, info: ValidationInfo) -> bool | None:
+        if info.field_name == "sign" and (value is None or value == ""):
+            return None
         if isinstance(value, bool):
             return value
         text = _as_text(value).strip().lower()
