@@ -6,47 +6,30 @@ hack/build-cosign.sh) are the judges. There is no transparency log here, hence -
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from hack.registry import LocalRegistry
+from tests.fixtures.cosign import keypair, statement, verify, verify_attestation
 
-from .helpers import REPO_ROOT, run_build, run_cli
+from .helpers import run_build, run_cli
 
 pytestmark = pytest.mark.registry
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture(scope="session")
-def cosign() -> str:
-    out = subprocess.run(
-        ["bash", str(REPO_ROOT / "hack" / "build-cosign.sh")], capture_output=True, text=True, check=True
-    )
-    return out.stdout.strip().splitlines()[-1]
-
-
-def _keypair(cosign: str, where: Path, password: str = PASSWORD) -> Path:
-    where.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "COSIGN_PASSWORD": password}
-    subprocess.run([cosign, "generate-key-pair"], cwd=where, env=env, check=True, capture_output=True)
-    (where / "cosign.password").write_text(password)
-    return where
-
-
 @pytest.fixture(scope="module")
 def keys(cosign: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _keypair(cosign, tmp_path_factory.mktemp("keys"))
+    return keypair(cosign, tmp_path_factory.mktemp("keys"), PASSWORD)
 
 
 @pytest.fixture(scope="module")
 def other_keys(cosign: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _keypair(cosign, tmp_path_factory.mktemp("otherkeys"), "another password")
+    return keypair(cosign, tmp_path_factory.mktemp("otherkeys"), "another password")
 
 
 @pytest.fixture(scope="module")
@@ -78,31 +61,6 @@ def _sign_flags(keys: Path, *extra: str) -> list[str]:
     ]
 
 
-def _cosign(cosign: str, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--insecure-ignore-tlog", "--allow-http-registry", "--allow-insecure-registry"]
-    return subprocess.run(
-        [cosign, *args, *flags],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "HOME": "/tmp"},
-    )
-
-
-def verify(cosign: str, pub: Path, url: str) -> subprocess.CompletedProcess[str]:
-    return _cosign(cosign, "verify", "--key", str(pub), url)
-
-
-def verify_attestation(cosign: str, pub: Path, url: str) -> subprocess.CompletedProcess[str]:
-    return _cosign(cosign, "verify-attestation", "--type", "slsaprovenance1", "--key", str(pub), url)
-
-
-def _statement(out: str) -> dict:
-    """The in-toto statement from verify-attestation's stdout (one DSSE envelope per line)."""
-    envelope = json.loads(out.strip().splitlines()[-1])
-    return json.loads(base64.b64decode(envelope["payload"]))
-
-
 @pytest.fixture(scope="module")
 def signed(registry: LocalRegistry, model: Path, keys: Path) -> dict:
     run = run_build(registry.host, model, "signed/model:v1", *_sign_flags(keys))
@@ -126,7 +84,7 @@ def test_provenance_verifies_and_names_every_model_file(
 ) -> None:
     out = verify_attestation(cosign, keys / "cosign.pub", signed["url"])
     assert out.returncode == 0, out.stderr
-    st = _statement(out.stdout)
+    st = statement(out.stdout)
     assert st["predicateType"] == "https://slsa.dev/provenance/v1"
     assert [s["digest"]["sha256"] for s in st["subject"]] == [signed["digest"].split(":")[1]]
     deps = {d["name"]: d for d in st["predicate"]["buildDefinition"]["resolvedDependencies"]}
@@ -186,7 +144,7 @@ def test_signed_copy_verifies(
     assert verify(cosign, keys / "cosign.pub", run.result["url"]).returncode == 0
     out = verify_attestation(cosign, keys / "cosign.pub", run.result["url"])
     assert out.returncode == 0, out.stderr
-    (dep,) = _statement(out.stdout)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    (dep,) = statement(out.stdout)["predicate"]["buildDefinition"]["resolvedDependencies"]
     assert dep == {"uri": f"docker://{signed['url']}", "digest": {"sha256": signed["digest"].split(":")[1]}}
 
 
