@@ -139,7 +139,7 @@ async def sign_and_attest(
         if opts.rekor_url:
             from .signrekor import upload_hashedrekord
 
-            bundle = await upload_hashedrekord(client, opts.rekor_url, key, payload, signature)
+            bundle = await upload_hashedrekord(opts.rekor_url, key, payload, signature)
             sig_annotations.update(bundle)
         sig_ref = await attach(
             client, dst, result.digest, "sig", payload, SIMPLE_SIGNING, sig_annotations, opts.storage

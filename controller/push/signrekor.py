@@ -15,14 +15,13 @@ import json
 import aiohttp
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .client import RegistryClient
 from .signkey import SigningError, public_pem
 
 BUNDLE_ANNOTATION = "dev.sigstore.cosign/bundle"
 
 
 async def upload_hashedrekord(
-    client: RegistryClient, rekor_url: str, key: ec.EllipticCurvePrivateKey, payload: bytes, signature: str
+    rekor_url: str, key: ec.EllipticCurvePrivateKey, payload: bytes, signature: str
 ) -> dict[str, str]:
     entry = {
         "apiVersion": "0.0.1",
@@ -37,7 +36,8 @@ async def upload_hashedrekord(
     }
     url = rekor_url.rstrip("/") + "/api/v1/log/entries"
     try:
-        async with client.session.post(url, json=entry) as resp:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout) as http, http.post(url, json=entry) as resp:
             body = await resp.read()
             if resp.status not in (200, 201):
                 raise SigningError(f"Rekor {rekor_url} refused the entry: {resp.status} {body[:300]!r}")
