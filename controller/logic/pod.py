@@ -307,14 +307,7 @@ def build_pod(
             "labels": labels,
             "annotations": {"modelpush.dev/customrun": run.metadata.name},
             "ownerReferences": [
-                {
-                    "apiVersion": run.api_version,
-                    "kind": run.kind,
-                    "name": run.metadata.name,
-                    "uid": run.metadata.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
+                naming.owner_reference(run.api_version, run.kind, run.metadata.name, run.metadata.uid)
             ],
         },
         "spec": spec,

@@ -16,6 +16,7 @@ import json
 from importlib import metadata
 from typing import Any
 
+from controller.logic import naming
 from controller.model.customrun import CustomRun
 from controller.model.params import PushParams
 from controller.model.result import PushResult
@@ -140,14 +141,7 @@ def copy_secret(run: CustomRun, source: dict[str, Any], settings: Settings) -> d
             "labels": {"app.kubernetes.io/managed-by": "model-image-push"},
             "annotations": {"modelpush.dev/copied-from": f"{ns}/{name}"},
             "ownerReferences": [
-                {
-                    "apiVersion": run.api_version,
-                    "kind": run.kind,
-                    "name": run.metadata.name,
-                    "uid": run.metadata.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
+                naming.owner_reference(run.api_version, run.kind, run.metadata.name, run.metadata.uid)
             ],
         },
         "data": data,

@@ -18,9 +18,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from hack.registry import LocalRegistry
-from hack.tekton.launcher import TektonController
 from hack.tekton.pipelines import params, pipeline_run, push_task
-from tests.e2e.conftest import ControllerProcess
 from tests.fixtures.cosign import statement, verify, verify_attestation
 from tests.tekton.test_pipelineruns import SOURCE, WS, model_pvc
 from tests.tekton.tkn import Tekton, condition, poll, result
@@ -57,18 +55,9 @@ async def cosign_pub(cosign: str, cluster, key_namespace: str, tmp_path: Path) -
 
 
 @pytest.fixture
-async def modelpush(
-    cluster, tekton: TektonController, namespace: str, key_namespace: str, cosign_pub: Path, tmp_path: Path
-) -> AsyncIterator[ControllerProcess]:
-    """Overrides tests/tekton's controller: the key Secret lives in `key_namespace`."""
-    env = {"MODELPUSH_SIGNING_SECRET_NAMESPACE": key_namespace}
-    proc = ControllerProcess(cluster.kubeconfig, namespace, tmp_path / "modelpush-controller.log", env)
-    proc.start()
-    try:
-        await proc.wait_ready()
-        yield proc
-    finally:
-        await asyncio.to_thread(proc.stop)
+def modelpush_env(key_namespace: str, cosign_pub: Path) -> dict[str, str]:
+    """The controller reads the key Secret from `key_namespace` (made before the controller starts)."""
+    return {"MODELPUSH_SIGNING_SECRET_NAMESPACE": key_namespace}
 
 
 def signed_push(registry: str, image: str) -> dict:
