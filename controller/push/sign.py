@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from .client import RegistryClient
 from .errors import PushError
 from .progress import log_event
@@ -69,15 +71,18 @@ def _read(path: Path, what: str, opts: SignOptions) -> bytes:
         ) from exc
 
 
-def load_key(opts: SignOptions):  # -> ec.EllipticCurvePrivateKey
+def load_key(opts: SignOptions) -> ec.EllipticCurvePrivateKey:
     pem = _read(opts.key_file, "signing key", opts)
     password = _read(opts.password_file, "password", opts) if opts.password_file else b""
-    # `kubectl create secret --from-literal` keeps the text as is; files written by editors end in \n
-    # which cosign would not strip either, so only a single trailing newline is tolerated.
-    if password.endswith(b"\n") and not password.endswith(b"\n\n"):
-        password = password[:-1]
     try:
-        return decrypt_cosign_key(pem, password)
+        try:
+            return decrypt_cosign_key(pem, password)
+        except SigningError:
+            # Chains and cosign use the password byte for byte; a file written by an editor or
+            # `echo` ends in a newline the password never had, so that one is forgiven.
+            if not password.endswith(b"\n"):
+                raise
+            return decrypt_cosign_key(pem, password[:-1])
     except SigningError as exc:
         raise SigningError(f"key {opts.key_file.name} in Secret {opts.key_source}: {exc}") from exc
 
