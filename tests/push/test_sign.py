@@ -179,3 +179,17 @@ def test_bad_key_keeps_the_push_and_reports_signing_error(
     body = key_text.splitlines()[1]
     for text in (run.stdout, run.stderr):
         assert body not in text and "not the password" not in text
+
+
+def test_referrers_storage_falls_back_to_the_tag_without_the_referrers_api(
+    cosign: str, registry: LocalRegistry, model: Path, keys: Path
+) -> None:
+    """Debian's docker-registry 2.8 has no referrers API: the signature goes to the tag, still verifiable."""
+    run = run_build(
+        registry.host, model, "signed/referrers:v1", *_sign_flags(keys, "--signature-storage", "referrers")
+    )
+    assert run.rc == 0, run.stderr
+    assert "referrers-unsupported" in run.stderr
+    assert run.result["signature_ref"] and run.result["signing_error"] is None
+    assert verify(cosign, keys / "cosign.pub", run.result["url"]).returncode == 0
+    assert verify_attestation(cosign, keys / "cosign.pub", run.result["url"]).returncode == 0
