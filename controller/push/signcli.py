@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .client import ClientOptions, RegistryClient
 from .errors import InvalidInput
 from .reference import parse_reference
 from .result import PushResult
-from .sign import Inputs, SignOptions, parse_context, sign_and_attest
-from .signkey import SigningError
+
+if TYPE_CHECKING:
+    from .sign import Inputs, SignOptions
+
+# The signing modules (cryptography, PyNaCl/libsodium) are imported only when a run signs.
 
 
 def add_sign_arguments(p: argparse.ArgumentParser) -> None:
@@ -43,6 +47,9 @@ def add_sign_arguments(p: argparse.ArgumentParser) -> None:
 def sign_options(args: argparse.Namespace) -> SignOptions | None:
     if getattr(args, "sign_key", None) is None:
         return None
+    from .sign import SignOptions, parse_context
+    from .signkey import SigningError
+
     try:
         context = parse_context(args.provenance_context)
     except SigningError as exc:
@@ -58,6 +65,8 @@ def sign_options(args: argparse.Namespace) -> SignOptions | None:
 
 
 def _inputs(args: argparse.Namespace, result: PushResult) -> Inputs:
+    from .sign import Inputs
+
     if args.command in ("build", "buildah"):
         return Inputs(context_dir=args.context)
     # the native copy preserves digests; skopeo mode may recompress, so its source digest is unknown
@@ -70,6 +79,8 @@ async def sign_after_push(
     opts = sign_options(args)
     if opts is None:
         return result
+    from .sign import sign_and_attest
+
     dst = parse_reference(args.image if args.command in ("build", "buildah") else args.dst)
     async with RegistryClient(client_opts) as client:
         return await sign_and_attest(client, dst, result, _inputs(args, result), opts)

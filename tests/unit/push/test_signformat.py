@@ -126,3 +126,14 @@ def test_bad_key_files_say_what_is_wrong(pem: bytes, message: str) -> None:
     with pytest.raises(SigningError, match=message) as err:
         decrypt_cosign_key(pem, b"pw")
     assert "c" * 20 not in str(err.value)
+
+
+def test_bad_provenance_context_fails_before_anything_is_pushed(tmp_path, capsys) -> None:
+    from controller.push.cli import main
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "f").write_text("x")
+    argv = ["build", "--context", str(tmp_path / "m"), "--image", "127.0.0.1:1/a/b:v1"]
+    rc = main([*argv, "--sign-key", str(tmp_path / "k"), "--provenance-context", "{not json"])
+    assert rc == 2
+    assert "--provenance-context is not JSON" in capsys.readouterr().out
