@@ -6,6 +6,7 @@ hack/build-cosign.sh) are the judges. There is no transparency log here, hence -
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from hack.registry import LocalRegistry
 from tests.fixtures.cosign import keypair, statement, verify, verify_attestation
 
 from .helpers import run_build, run_cli
+from .test_copy import push_index
 
 pytestmark = pytest.mark.registry
 PASSWORD = "correct horse battery staple"
@@ -193,3 +195,21 @@ def test_referrers_storage_falls_back_to_the_tag_without_the_referrers_api(
     assert run.result["signature_ref"] and run.result["signing_error"] is None
     assert verify(cosign, keys / "cosign.pub", run.result["url"]).returncode == 0
     assert verify_attestation(cosign, keys / "cosign.pub", run.result["url"]).returncode == 0
+
+
+async def test_signed_index_copy_verifies_by_the_index_digest(
+    cosign: str, registry: LocalRegistry, second_registry: LocalRegistry, keys: Path, tmp_path: Path
+) -> None:
+    """A multi-arch index: IMAGE_DIGEST is the index's, and the signature and provenance subject are too."""
+    index = await push_index(registry, tmp_path, "signsrc/multi")
+    dst = f"{second_registry.host}/signed/multi:v1"
+    flags = ["--insecure-registry", registry.host, "--insecure-registry", second_registry.host]
+    run = await asyncio.to_thread(
+        run_cli, "copy", f"{registry.host}/signsrc/multi@{index}", dst, *flags, *_sign_flags(keys)
+    )
+    assert run.rc == 0, run.stderr
+    assert run.result["digest"] == index
+    assert (await asyncio.to_thread(verify, cosign, keys / "cosign.pub", run.result["url"])).returncode == 0
+    out = await asyncio.to_thread(verify_attestation, cosign, keys / "cosign.pub", run.result["url"])
+    assert out.returncode == 0, out.stderr
+    assert [s["digest"]["sha256"] for s in statement(out.stdout)["subject"]] == [index.split(":")[1]]
