@@ -29,4 +29,5 @@ if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
   bash hack/tekton/build.sh >/dev/null  # Tekton pipelines controller for tests/tekton (~4 min cold)
   bash hack/build-cosign.sh >/dev/null  # the real cosign, which verifies our signatures (~3 min cold)
+  bash hack/build-referrers-registry.sh >/dev/null  # ggcr's registry with the OCI 1.1 referrers API (seconds)
 fi

@@ -4,9 +4,11 @@
   `.att`) in the image's repository; each signature is one layer, and a new one is appended to what the
   tag already holds, so signatures by other keys survive.
 - `referrers` (OCI 1.1, what `cosign ... --registry-referrers-mode=oci-1-1` writes and
-  `--experimental-oci11` reads): a manifest with `subject` pointing at the image and `artifactType`
-  `application/vnd.dev.cosign.artifact.sig.v1+json` (`att` for attestations), pushed by digest. Only
-  where the registry answers the referrers API; elsewhere we fall back to the tag.
+  `--experimental-oci11` reads): a manifest with `subject` pointing at the image, pushed by digest;
+  `artifactType` `application/vnd.dev.cosign.artifact.sig.v1+json` for signatures,
+  `application/vnd.in-toto+json` for attestations (which also keep the tag: cosign 2.x verifies
+  key-signed attestations from the tag only). Only where the registry answers the referrers API;
+  elsewhere we fall back to the tag.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from .result import dumps_canonical
 Storage = Literal["tag", "referrers", "both"]
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+IN_TOTO = "application/vnd.in-toto+json"
 
 
 def artifact_type(kind: str) -> str:
@@ -121,14 +125,19 @@ async def _attach_referrer(
     client: RegistryClient, dst: Reference, digest: str, kind: str, layer: dict
 ) -> str:
     subject_raw, subject_type, _ = await client.get_manifest(dst.registry, dst.repository, digest)
-    config = _config([layer])
+    if kind == "att":
+        # cosign's attestation referrers: artifactType in-toto, the OCI empty config
+        kind_type, config, config_type = IN_TOTO, b"{}", OCI_EMPTY
+    else:
+        kind_type, config = artifact_type(kind), _config([layer])
+        config_type = kind_type
     await _put_blob(client, dst, config)
     manifest = dumps_canonical(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "artifactType": artifact_type(kind),
-            "config": _descriptor(artifact_type(kind), config),
+            "artifactType": kind_type,
+            "config": _descriptor(config_type, config),
             "layers": [layer],
             "subject": _descriptor(subject_type, subject_raw),
         }
@@ -156,7 +165,9 @@ async def attach(
     if storage == "referrers" and not use_referrers:
         log_event("referrers-unsupported", registry=dst.registry, fallback="tag")
     ref = ""
-    if storage != "referrers" or not use_referrers:
+    # cosign 2.x reads key-signed attestations only from the `.att` tag (its referrers lookup is for
+    # signatures and the new bundle format), so an attestation always goes to the tag as well.
+    if storage != "referrers" or not use_referrers or kind == "att":
         ref = await _attach_tag(client, dst, digest, kind, layer)
     if use_referrers:
         ref = await _attach_referrer(client, dst, digest, kind, layer)

@@ -10,10 +10,15 @@ import asyncio
 import hashlib
 import json
 import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from hack.ports import free_port
 from hack.registry import LocalRegistry
 from tests.fixtures.cosign import keypair, statement, verify, verify_attestation
 
@@ -213,3 +218,52 @@ async def test_signed_index_copy_verifies_by_the_index_digest(
     out = await asyncio.to_thread(verify_attestation, cosign, keys / "cosign.pub", run.result["url"])
     assert out.returncode == 0, out.stderr
     assert [s["digest"]["sha256"] for s in statement(out.stdout)["subject"]] == [index.split(":")[1]]
+
+
+@pytest.fixture(scope="module")
+def referrers_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """go-containerregistry's registry with the referrers API on (hack/build-referrers-registry.sh)."""
+    binary = subprocess.run(
+        ["bash", "hack/build-referrers-registry.sh"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    port = free_port()
+    log = (tmp_path_factory.mktemp("refreg") / "registry.log").open("wb")
+    proc = subprocess.Popen([binary, "-port", str(port)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+    log.close()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=2).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "referrers registry did not start"
+                time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_referrers_storage_where_the_registry_has_the_api(
+    cosign: str, referrers_registry: str, model: Path, keys: Path
+) -> None:
+    host = referrers_registry
+    run = run_build(host, model, "ref/model:v1", *_sign_flags(keys, "--signature-storage", "referrers"))
+    assert run.rc == 0, run.stderr
+    assert "referrers-unsupported" not in run.stderr
+    url, digest = run.result["url"], run.result["digest"]
+    req = urllib.request.Request(
+        f"http://{host}/v2/ref/model/referrers/{digest}",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        referrers = {m["digest"] for m in json.load(resp)["manifests"]}
+    assert run.result["signature_ref"].split("@")[1] in referrers
+    assert run.result["attestation_ref"].split("@")[1] in referrers
+    with urllib.request.urlopen(f"http://{host}/v2/ref/model/tags/list", timeout=10) as resp:
+        tags = json.load(resp)["tags"]
+    assert f"sha256-{digest.split(':')[1]}.sig" not in tags  # the signature lives only as a referrer
+    assert verify(cosign, keys / "cosign.pub", url, "--experimental-oci11").returncode == 0
+    assert verify(cosign, keys / "cosign.pub", url).returncode != 0  # without OCI 1.1 cosign finds no tag
+    assert verify_attestation(cosign, keys / "cosign.pub", url, "--experimental-oci11").returncode == 0
