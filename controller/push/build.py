@@ -320,7 +320,9 @@ async def build_image(
         pack_config = dumps_canonical(make_model_config(model_digests, meta, epoch, hf, fmt_name))
         config_digest = await _put_blob_bytes(client, dst, pack_config, stats)
         pack_manifest = make_model_manifest(pack_config, config_digest, pack_layers, annotations)
-        ref = tag if fmt == "modelpack" else sha256_digest(pack_manifest)
+        # With both, the tag names the index; modctl v0.2.2 pulls by tag only and reads no index, so the
+        # ModelPack manifest gets its own tag too.
+        ref = tag if fmt == "modelpack" else f"{tag[:118]}-modelpack"
         modelpack_digest = await client.put_manifest(
             dst.registry, dst.repository, ref, pack_manifest, OCI_MANIFEST
         )
