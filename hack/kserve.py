@@ -61,11 +61,20 @@ def _go_concat(expr: str, values: dict[str, str]) -> str:
 
 @dataclass(frozen=True)
 class ModelcarCommands:
-    """What a modelcar container runs, as the container runtime receives it (after Kubernetes' `$$`)."""
+    """KServe's modelcar commands: as written in the pod spec, and as the container runtime gets them."""
 
-    init_args: list[str]  # the modelcar-init container's args
-    sidecar_args: list[str]  # the modelcar sidecar's args
+    pod_init_args: list[str]  # the modelcar-init container's args as KServe writes them in the pod spec
+    pod_sidecar_args: list[str]  # the modelcar sidecar's args, likewise (`$$` escapes still in)
     model_path: str  # where the runtime container finds the model (/mnt/models)
+
+    @property
+    def init_args(self) -> list[str]:
+        """What the container runtime runs for modelcar-init (after Kubernetes' expansion)."""
+        return [k8s_expand(a) for a in self.pod_init_args]
+
+    @property
+    def sidecar_args(self) -> list[str]:
+        return [k8s_expand(a) for a in self.pod_sidecar_args]
 
     @property
     def mount_dir(self) -> str:
@@ -94,11 +103,11 @@ def modelcar_commands(image: str) -> ModelcarCommands:
                 out.append(json.loads(fmt.group(1)).replace("%s", model_path))
             else:
                 out.append(_go_concat(expr, {"image": image}))
-        return [k8s_expand(a) for a in out]
+        return out
 
     return ModelcarCommands(
-        init_args=args_of("CreateModelcarInitContainer"),
-        sidecar_args=args_of("CreateModelcarContainer"),
+        pod_init_args=args_of("CreateModelcarInitContainer"),
+        pod_sidecar_args=args_of("CreateModelcarContainer"),
         model_path=model_path,
     )
 
