@@ -10,6 +10,8 @@ CACHE="${MODELPUSH_CACHE:-$HOME/.cache/model-image-push}"
 BIN="$CACHE/bin/modctl-$MODCTL_VERSION"
 OUT="$BIN/modctl"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
+# A Go new enough for the build (hack/go.sh brings a pinned one when the machine has none).
+if [[ -f "$(dirname "$0")/go.sh" ]]; then PATH="$(bash "$(dirname "$0")/go.sh"):$PATH"; fi
 
 if [[ -x "$OUT" ]]; then
   echo "$OUT"; exit 0

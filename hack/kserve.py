@@ -22,9 +22,15 @@ CRD_PATH = "config/crd/full/serving.kserve.io_inferenceservices.yaml"
 
 
 def _go() -> str:
-    found = shutil.which("go") or "/usr/local/go/bin/go"
+    """`go` from PATH, else the toolchain hack/go.sh provides (when present), else /usr/local/go."""
+    found = shutil.which("go")
+    go_sh = Path(__file__).resolve().parent / "go.sh"
+    if not found and go_sh.is_file():
+        out = subprocess.run(["bash", str(go_sh)], capture_output=True, text=True, check=True).stdout
+        found = str(Path(out.strip().splitlines()[-1]) / "go")
+    found = found or "/usr/local/go/bin/go"
     if not Path(found).exists():
-        raise RuntimeError("go is needed to download the kserve module (hack/install-deps.sh installs it)")
+        raise RuntimeError("go is needed to download Go modules (hack/install-deps.sh installs it)")
     return found
 
 
