@@ -110,6 +110,8 @@ def _consistency(p: PushParams) -> list[str]:
     for name, given in build_only.items():
         if given and mode != "build":
             out.append(f"param {name!r}: only applies to the build mode (mode is {mode!r})")
+    if p.format == "modelpack" and p.base and p.base != "none":
+        out.append(f"param 'base' has value {p.base!r}: a ModelPack artifact has no base (use format both)")
     if p.storage and mode not in ("buildah", "skopeo"):
         out.append(f"param 'storage' has value {p.storage!r}: only applies to the buildah and skopeo modes")
     return out

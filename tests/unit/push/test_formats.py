@@ -86,6 +86,7 @@ def test_buildah_base_none_means_scratch() -> None:
         ({"model-name": "x", "source": "docker://q.io/a/b:1"}, ["'model-name'", "build mode"]),
         ({"model-version": "a\nb"}, ["'model-version'", "one line"]),
         ({"image": "none"}, ["'image'", "destination"]),
+        ({"format": "modelpack", "base": "q.io/a/b:1"}, ["'base'", "no base"]),
     ],
 )
 def test_invalid_format_and_metadata(extra: dict[str, Any], needles: list[str]) -> None:
