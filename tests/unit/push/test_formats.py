@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from controller.logic.decision import decide
 from controller.logic.params import ParamsError, validate_params
 from controller.logic.pod import Facts, PvcInfo, build_pod
-from controller.model.params import PushParams
+from controller.model.params import PARAM_HELP, PushParams
 from controller.push.baselayer import APPLETS, elf_arch, plan_base_layer
 from controller.push.errors import InvalidInput
 from controller.push.metadata import ImageMeta, image_annotations
@@ -221,3 +222,13 @@ def test_k8s_expand(text: str, expanded: str) -> None:
 def test_go_concat() -> None:
     expr = r'"echo \"a\" " + image + ": ok"'
     assert _go_concat(expr, {"image": "r/m:v1"}) == 'echo "a" r/m:v1: ok'
+
+
+def test_crd_lists_every_param() -> None:
+    """config/crd's ModelImagePush enumerates the param names; the new ones are there too."""
+    crd = yaml.safe_load(
+        (Path(__file__).resolve().parents[3] / "config/crd/modelimagepushes.yaml").read_text()
+    )
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    names = schema["properties"]["spec"]["properties"]["params"]["items"]["properties"]["name"]["enum"]
+    assert sorted(names) == sorted(PARAM_HELP)
