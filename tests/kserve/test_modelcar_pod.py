@@ -177,3 +177,20 @@ async def test_bare_image_fails_in_modelcar_init(
     init = _state(pod, "modelcar-init", init=True)
     assert init["terminated"]["exitCode"] != 0, init
     assert "running" not in _state(pod, "kserve-container")  # the runtime never started
+
+
+async def test_modelcar_pod_spec_is_accepted(kube_api: client.ApiClient, namespace: str) -> None:
+    """Runs on any cluster: the apiserver validates the pod this file runs on real nodes (dry run), and
+    the args are KServe's, with `$$` escapes, so the kubelet's expansion gives `sh` what KServe gives it."""
+    manifest = modelcar_pod("shape", "registry.local:5000/m:v1", "registry.local:5000/debian:12")
+    core = client.CoreV1Api(kube_api)
+    created = await core.create_namespaced_pod(namespace, manifest, dry_run="All")
+    spec = created.spec
+    assert spec.share_process_namespace is True
+    init, (server, sidecar) = spec.init_containers[0], spec.containers
+    assert init.name == "modelcar-init" and sidecar.name == "modelcar"
+    assert sidecar.args[-1] == "ln -sf /proc/$$$$/root/models /mnt/models && sleep infinity"
+    assert '[ "$$(ls -A /models)" ]' in init.args[-1]
+    assert spec.volumes[0].empty_dir is not None
+    assert sidecar.volume_mounts[0].mount_path == server.volume_mounts[0].mount_path == "/mnt"
+    assert spec.security_context.run_as_user == UID and spec.security_context.run_as_non_root
