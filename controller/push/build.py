@@ -25,11 +25,10 @@ from .metadata import ImageMeta, image_annotations, iso_time
 from .modelpack import (
     ARTIFACT_TYPE,
     hf_fields,
-    layer_annotations,
-    layer_media_type,
     make_index,
     make_model_config,
     make_model_manifest,
+    pack_layer_descriptors,
     weight_format,
 )
 from .progress import Progress, log_event
@@ -43,7 +42,6 @@ from .tarlayer import (
     group_entries,
     layer_digest,
     layer_source,
-    normalise_mode,
     plan_groups,
 )
 
@@ -182,6 +180,38 @@ async def _put_blob_bytes(client: RegistryClient, dst: Reference, data: bytes, s
     return digest
 
 
+def _layer_descriptors(plans: list[LayerPlan], digests: list[str]) -> list[dict]:
+    return [
+        {"mediaType": OCI_LAYER, "digest": d, "size": p.size, "annotations": {TITLE: p.title}}
+        for d, p in zip(digests, plans, strict=True)
+    ]
+
+
+async def _put_manifest(client: RegistryClient, dst: Reference, ref: str | None, manifest: bytes) -> dict:
+    """PUT an OCI manifest under `ref` (None: its own digest); returns its descriptor."""
+    digest = sha256_digest(manifest)
+    got = await client.put_manifest(dst.registry, dst.repository, ref or digest, manifest, OCI_MANIFEST)
+    if got != digest:
+        raise RegistryError("manifest digest mismatch")
+    return {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}
+
+
+async def _push_image(
+    client: RegistryClient,
+    dst: Reference,
+    ref: str | None,
+    *,
+    layers: list[dict],
+    config: dict,
+    annotations: dict[str, str],
+    stats: Stats,
+) -> dict:
+    """The modelcar image's config and manifest (its layers are already there); returns its descriptor."""
+    body = dumps_canonical(config)
+    await _put_blob_bytes(client, dst, body, stats)
+    return await _put_manifest(client, dst, ref, make_manifest(body, layers, annotations))
+
+
 async def build_image(
     client: RegistryClient,
     context: Path,
@@ -268,76 +298,49 @@ async def build_image(
     model_digests = digests[: len(plans)]
     annotations = image_annotations(meta, epoch)
     tag = dst.tag or "latest"
-    image_digest = modelpack_digest = index_digest = None
     image_desc = pack_desc = None
-    layer_count = 0
+    index_digest = None
     if want_image:
         own = [*([bottom] if bottom else []), *plans]
-        own_digests = [*(digests[len(plans) :]), *model_digests]
-        titles = [p.title if p is not bottom else "/" + p.title for p in own]  # "/" = not under /models
-        config = dumps_canonical(
-            make_config(
-                own_digests,
-                titles,
+        image_desc = await _push_image(
+            client,
+            dst,
+            tag if fmt == "modelcar" else None,
+            layers=[*base_layers, *_layer_descriptors(own, [*digests[len(plans) :], *model_digests])],
+            config=make_config(
+                [*digests[len(plans) :], *model_digests],
+                [p.title if p is not bottom else "/" + p.title for p in own],  # "/": not under /models
                 epoch,
                 platform,
                 base_config,
                 labels=annotations,
                 env=[PATH_ENV] if bottom else None,
-            )
+            ),
+            annotations=annotations,
+            stats=stats,
         )
-        await _put_blob_bytes(client, dst, config, stats)
-        layers = [
-            *base_layers,
-            *[
-                {"mediaType": OCI_LAYER, "digest": d, "size": p.size, "annotations": {TITLE: p.title}}
-                for d, p in zip(own_digests, own, strict=True)
-            ],
-        ]
-        manifest = make_manifest(config, layers, annotations)
-        ref = tag if fmt == "modelcar" else sha256_digest(manifest)
-        image_digest = await client.put_manifest(dst.registry, dst.repository, ref, manifest, OCI_MANIFEST)
-        if image_digest != sha256_digest(manifest):
-            raise RegistryError("manifest digest mismatch")
-        layer_count = len(layers)
-        image_desc = {
-            "mediaType": OCI_MANIFEST,
-            "digest": image_digest,
-            "size": len(manifest),
-            "platform": {"os": platform[0], "architecture": platform[1]},
-        }
+        image_desc["platform"] = {"os": platform[0], "architecture": platform[1]}
     if fmt in ("modelpack", "both"):
         before = stats.uploaded
-        pack_layers = []
-        for d, p, group in zip(model_digests, plans, groups, strict=True):
-            modes = [normalise_mode(e.mode, e.kind) for e in group]
-            kind, notes = layer_annotations(group, modes, epoch)
-            pack_layers.append(
-                {"mediaType": layer_media_type(kind), "digest": d, "size": p.size, "annotations": notes}
-            )
         hf = hf_fields(read_hf_config(context))
         fmt_name = weight_format([e.relpath for e in entries])
         pack_config = dumps_canonical(make_model_config(model_digests, meta, epoch, hf, fmt_name))
         config_digest = await _put_blob_bytes(client, dst, pack_config, stats)
+        pack_layers = pack_layer_descriptors(groups, [p.size for p in plans], model_digests, epoch)
         pack_manifest = make_model_manifest(pack_config, config_digest, pack_layers, annotations)
         # With both, the tag names the index; modctl v0.2.2 pulls by tag only and reads no index, so the
         # ModelPack manifest gets its own tag too.
         ref = tag if fmt == "modelpack" else f"{tag[:118]}-modelpack"
-        modelpack_digest = await client.put_manifest(
-            dst.registry, dst.repository, ref, pack_manifest, OCI_MANIFEST
-        )
+        pack_desc = await _put_manifest(client, dst, ref, pack_manifest)
+        pack_desc["artifactType"] = ARTIFACT_TYPE
         # Every layer blob is the modelcar's: a second format costs only its config.
-        log_event("pushed modelpack", digest=modelpack_digest, bytes_uploaded=stats.uploaded - before)
-        layer_count = max(layer_count, len(pack_layers))
-        pack_desc = {
-            "mediaType": OCI_MANIFEST,
-            "artifactType": ARTIFACT_TYPE,
-            "digest": modelpack_digest,
-            "size": len(pack_manifest),
-        }
+        log_event("pushed modelpack", digest=pack_desc["digest"], bytes_uploaded=stats.uploaded - before)
     if image_desc is not None and pack_desc is not None:
         index = make_index(image_desc, pack_desc, annotations)
         index_digest = await client.put_manifest(dst.registry, dst.repository, tag, index, OCI_INDEX)
+    image_digest = image_desc["digest"] if image_desc else None
+    modelpack_digest = pack_desc["digest"] if pack_desc else None
+    layer_count = len(base_layers) + len(plans) + (1 if bottom else 0) if want_image else len(plans)
     digest = image_digest or modelpack_digest
     assert digest is not None
     progress.emit()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from .metadata import ImageMeta, iso_time
 from .result import dumps_canonical
-from .tarlayer import PREFIX, Entry
+from .tarlayer import PREFIX, Entry, normalise_mode
 
 ARTIFACT_TYPE = "application/vnd.cncf.model.manifest.v1+json"
 CONFIG_TYPE = "application/vnd.cncf.model.config.v1+json"
@@ -90,6 +90,20 @@ def layer_annotations(group: list[Entry], modes: list[int], mtime: int) -> tuple
     kinds = [layer_kind(e.relpath) for e in group]
     kind = max(sorted(set(kinds)), key=kinds.count)
     return kind, {FILEPATH: PREFIX}
+
+
+def pack_layer_descriptors(
+    groups: list[list[Entry]], sizes: list[int], digests: list[str], mtime: int
+) -> list[dict]:
+    """The ModelPack layer descriptors of the modelcar's model layers (one per group of entries)."""
+    out = []
+    for group, size, digest in zip(groups, sizes, digests, strict=True):
+        modes = [normalise_mode(e.mode, e.kind) for e in group]
+        kind, notes = layer_annotations(group, modes, mtime)
+        out.append(
+            {"mediaType": layer_media_type(kind), "digest": digest, "size": size, "annotations": notes}
+        )
+    return out
 
 
 def weight_format(relpaths: list[str]) -> str | None:
