@@ -10,6 +10,8 @@ Every container runs as the same non-root UID (KServe #4995: /proc/PID/root need
 It selects itself: it runs only on a cluster with a node whose runtime is containerd (the real-node
 cluster), and takes its Debian base image from hack/images (the real-node branch). Elsewhere it skips
 and says why; tests/push/test_baselayer.py proves the same commands without a kubelet.
+When the real-node branch lands with its own fixtures for the real cluster (an API client and a registry
+its containerd nodes pull from over plain HTTP), point `kube_api` and `registry` here at those.
 """
 
 from __future__ import annotations
