@@ -109,6 +109,27 @@ def test_kserve_commands_run_on_the_default_image(
     assert run.server_out == _sums(model, files)
 
 
+def test_kserve_commands_run_on_a_debian_based_image(
+    registry: LocalRegistry, model: Path, tmp_path: Path
+) -> None:
+    """`base: <Debian image>` from the local registry (hack/images, from the real-node branch) serves too."""
+    catalog = pytest.importorskip(
+        "hack.images.catalog", reason="the Debian base image comes from hack/images"
+    )
+    debian = catalog.ensure(["base"], registry.host)["base"].ref
+    image = f"{registry.host}/kserve/on-debian:v1"
+    run = run_build(registry.host, model, "kserve/on-debian:v1", "--base", debian)
+    assert run.rc == 0, run.stderr
+    manifest = skopeo_to_dir(image, tmp_path / "pulled", "--src-tls-verify=false")
+    rootfs = tmp_path / "rootfs"
+    apply_layers(tmp_path / "pulled", manifest, rootfs)
+    assert not (rootfs / "bin" / "busybox").exists()  # the base replaces the busybox layer
+    files = ["config.json", "model.safetensors", "tokenizer/tokenizer.json"]
+    pod = run_modelcar_pod(rootfs, tmp_path / "pod", modelcar_commands(image), files, DEFAULT_BUSYBOX)
+    assert pod.init_rc == 0, pod.init_out
+    assert pod.server_rc == 0 and pod.server_out == _sums(model, files), pod.server_out
+
+
 def test_kserve_init_fails_on_a_bare_image(registry: LocalRegistry, model: Path, tmp_path: Path) -> None:
     image = f"{registry.host}/kserve/bare-init:v1"
     assert run_build(registry.host, model, "kserve/bare-init:v1", "--base", "none").rc == 0
