@@ -355,6 +355,8 @@ def _observe_pod(
             {"name": "IMAGE_SIZE", "value": str(result.size)},
             {"name": "LAYERS", "value": str(result.layers)},
         ]
+        if result.index_digest:  # issue 12: format both; IMAGE_DIGEST stays the runnable image
+            b.status["results"].append({"name": "IMAGE_INDEX_DIGEST", "value": result.index_digest})
         b.extra.update(
             bytesUploaded=result.bytes_uploaded,
             bytesSkipped=result.bytes_skipped,

@@ -166,12 +166,13 @@ def _args(
         args = ["build", "--context", params.source_path or "", "--image", params.image]
         if params.base:
             args += ["--base", params.base]
+        args += _build_meta_args(params)
     elif mode == "copy":
         args = ["copy", params.source_ref or "", params.image]
     elif mode == "buildah":
         args = ["buildah", "--context", params.source_path or "", "--image", params.image]
         args += ["--storage", storage_root or ""]
-        if params.base:
+        if params.base and params.base != "none":  # none: the generated Containerfile's FROM scratch
             args += ["--base", params.base]
         if params.containerfile:
             cf = params.containerfile
@@ -185,6 +186,22 @@ def _args(
     if params.ca_bundle:  # all modes: the compat wrappers turn it into buildah/skopeo --cert-dir
         args += ["--ca-file", f"{CA_DIR}/{ca_key(facts)}"]
     args += ["--result-file", TERMINATION_PATH]
+    return args
+
+
+def _build_meta_args(params: PushParams) -> list[str]:
+    """issue 12 (kserve-modelpack): --format and the metadata flags of the native builder."""
+    args = ["--format", params.format] if params.format != "modelcar" else []
+    flags = {
+        "--model-name": params.model_name,
+        "--model-version": params.model_version,
+        "--model-family": params.model_family,
+        "--source-url": params.source_url,
+        "--revision": params.source_revision,
+    }
+    for flag, value in flags.items():
+        if value:
+            args += [flag, value]
     return args
 
 

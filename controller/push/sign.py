@@ -136,27 +136,35 @@ async def sign_and_attest(
     client: RegistryClient, dst: Reference, result: PushResult, inputs: Inputs, opts: SignOptions
 ) -> PushResult:
     """Sign `result.digest` and attach its provenance; never raises for signing problems."""
+    # `format: both` pushes an index over the image: sign both, so a policy that resolves the tag (the
+    # index) and one that pins IMAGE_DIGEST (the image) both find a signature; one statement covers both.
+    digests = [result.digest, *([result.index_digest] if result.index_digest else [])]
     try:
         key = load_key(opts)
-        payload = simple_signing_payload(dst.name, result.digest)
-        signature = sign(key, payload)
-        sig_annotations = {SIGNATURE_ANNOTATION: signature}
-        if opts.rekor_url:
-            from .signrekor import upload_hashedrekord
+        sig_ref = att_ref = ""
+        for digest in digests:
+            payload = simple_signing_payload(dst.name, digest)
+            signature = sign(key, payload)
+            sig_annotations = {SIGNATURE_ANNOTATION: signature}
+            if opts.rekor_url:
+                from .signrekor import upload_hashedrekord
 
-            bundle = await upload_hashedrekord(opts.rekor_url, key, payload, signature)
-            sig_annotations.update(bundle)
-        sig_ref = await attach(
-            client, dst, result.digest, "sig", payload, SIMPLE_SIGNING, sig_annotations, opts.storage
-        )
+                bundle = await upload_hashedrekord(opts.rekor_url, key, payload, signature)
+                sig_annotations.update(bundle)
+            ref = await attach(
+                client, dst, digest, "sig", payload, SIMPLE_SIGNING, sig_annotations, opts.storage
+            )
+            sig_ref = sig_ref or ref
         statement = provenance_statement(
-            dst.name, [result.digest], opts.context, await _dependencies(inputs, opts), _now()
+            dst.name, digests, opts.context, await _dependencies(inputs, opts), _now()
         )
         envelope = dsse_envelope(key, statement)
         att_annotations = {SIGNATURE_ANNOTATION: "", PREDICATE_ANNOTATION: SLSA_PROVENANCE_V1}
-        att_ref = await attach(
-            client, dst, result.digest, "att", envelope, DSSE_ENVELOPE, att_annotations, opts.storage
-        )
+        for digest in digests:
+            ref = await attach(
+                client, dst, digest, "att", envelope, DSSE_ENVELOPE, att_annotations, opts.storage
+            )
+            att_ref = att_ref or ref
     except PushError as exc:
         message = str(exc) if isinstance(exc, SigningError) else f"writing the signature failed: {exc}"
         log_event("signing-failed", digest=result.digest, reason=message[:500])

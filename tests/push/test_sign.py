@@ -267,3 +267,22 @@ def test_referrers_storage_where_the_registry_has_the_api(
     assert verify(cosign, keys / "cosign.pub", url, "--experimental-oci11").returncode == 0
     assert verify(cosign, keys / "cosign.pub", url).returncode != 0  # without OCI 1.1 cosign finds no tag
     assert verify_attestation(cosign, keys / "cosign.pub", url, "--experimental-oci11").returncode == 0
+
+
+def test_format_both_signs_the_image_and_the_index(
+    cosign: str, registry: LocalRegistry, model: Path, keys: Path
+) -> None:
+    """`format: both`: the tag is an index over the modelcar and the ModelPack manifest; a policy may
+    resolve the tag (the index) or pin IMAGE_DIGEST (the image), so both carry signature and provenance."""
+    run = run_build(registry.host, model, "signed/both:v1", "--format", "both", *_sign_flags(keys))
+    assert run.rc == 0, run.stderr
+    image, index = run.result["digest"], run.result["index_digest"]
+    assert index and index != image
+    repo = f"{registry.host}/signed/both"
+    for digest in (image, index):
+        assert verify(cosign, keys / "cosign.pub", f"{repo}@{digest}").returncode == 0
+        out = verify_attestation(cosign, keys / "cosign.pub", f"{repo}@{digest}")
+        assert out.returncode == 0, out.stderr
+        subjects = [s["digest"]["sha256"] for s in statement(out.stdout)["subject"]]
+        assert subjects == [image.split(":")[1], index.split(":")[1]]
+    assert verify(cosign, keys / "cosign.pub", f"{repo}:v1").returncode == 0  # the tag resolves to the index
