@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo buildah openssl mmdebstrap catatonit)
+APT_PACKAGES=(docker-registry skopeo buildah openssl busybox-static mmdebstrap catatonit)
 # Real nodes: containerd 1.6 + runc per node, CNI bridge/host-local/loopback, iptables for kube-proxy.
 APT_PACKAGES+=(containerd runc containernetworking-plugins iptables conntrack)
 missing=()
@@ -34,4 +34,7 @@ if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh node >/dev/null  # kubelet + kube-proxy for the real nodes
   bash hack/build-local-path.sh >/dev/null          # the cluster's dynamic PV provisioner
   bash hack/tekton/build.sh --all >/dev/null  # Tekton commands for its in-cluster images (~8 min cold)
+  bash hack/build-cosign.sh >/dev/null  # the real cosign, which verifies our signatures (~3 min cold)
+  bash hack/build-referrers-registry.sh >/dev/null  # ggcr's registry with the OCI 1.1 referrers API (seconds)
 fi
+bash hack/build-modctl.sh >/dev/null  # modctl, the ModelPack consumer in tests/push/test_modelpack.py (~1 min cold)
