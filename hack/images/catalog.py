@@ -64,10 +64,6 @@ class Images:
     step: Image  # base + skopeo, non-root: for test Tasks
     tekton: dict[str, Image]  # by command: controller, webhook, events, entrypoint, nop, ...
 
-    def tekton_refs(self) -> dict[str, str]:
-        """Command -> ref for every Tekton image, plus `shell` (the base) for `-shell-image`."""
-        return {**{cmd: im.ref for cmd, im in self.tekton.items()}, "shell": self.base.ref}
-
 
 def ensure_images(registry: str) -> Images:
     got = ensure(NAMES, registry)
