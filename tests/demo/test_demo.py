@@ -5,10 +5,13 @@ passes, the key lines are printed, and nothing it started is left behind (also a
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -58,8 +61,16 @@ def assert_nothing_left(workdir: Path) -> None:
     assert not left, f"processes left running: {left}"
 
 
-def test_demo_runs_green_and_cleans_up(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    """A short path: containerd's sockets live under it, and a unix socket path has at most 104 bytes
+    (pytest's tmp_path is too long for `.../nodes/local-node-1/containerd.sock.ttrpc`)."""
+    root = Path(tempfile.mkdtemp(prefix="demo-", dir="/tmp"))
+    yield root / "d"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_demo_runs_green_and_cleans_up(workdir: Path) -> None:
     proc = demo(workdir)
     out, _ = proc.communicate(timeout=900)
     sys.stdout.write(out)  # shown by pytest on failure
@@ -81,8 +92,7 @@ def test_demo_runs_green_and_cleans_up(tmp_path: Path) -> None:
     assert_nothing_left(workdir)
 
 
-def test_ctrl_c_tears_everything_down(tmp_path: Path) -> None:
-    workdir = tmp_path / "demo"
+def test_ctrl_c_tears_everything_down(workdir: Path) -> None:
     proc = demo(workdir)
     assert proc.stdout is not None
     lines: list[str] = []
