@@ -139,7 +139,8 @@ async def test_native_build_runs_non_root_read_only(
 
     res = _results(run)
     assert inspect(image)["Digest"] == res["IMAGE_DIGEST"]
-    assert len(inspect(image)["Layers"]) == len(MODEL_FILES)
+    # one layer per file over the default busybox base layer (controller/push/baselayer.py)
+    assert len(inspect(image)["Layers"]) == len(MODEL_FILES) + 1
     pod = await _pod_of(crs, "build")
     _assert_hardened(pod)
     mounts = {m["mountPath"]: m for m in pod["spec"]["containers"][0]["volumeMounts"]}
