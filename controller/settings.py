@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     pod_service_account: str | None = None  # else the CustomRun's serviceAccountName, else default
     insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allow_privileged_buildah: bool = False
-    run_as_user: int = 65532
+    run_as_user: int | None = None  # None: the image's USER (OpenShift assigns one from the namespace range)
     # sizing policy (quantities)
     native_ephemeral_storage: int = parse_quantity("256Mi")
     native_cpu_request: str = "100m"
@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     retry_delay_seconds: float = 0.0
     default_timeout_seconds: float = 3600.0  # Tekton: nil timeout means 60 minutes
     image_pull_grace_seconds: float = 300.0  # ErrImagePull/ImagePullBackOff this long fails the attempt
+    missing_object_grace_seconds: float = (
+        60.0  # a named Secret/CA ConfigMap may appear this long after the run
+    )
+    keep_finished_pods: int | None = (
+        None  # finished attempt pods kept per run (None: all); older ones deleted
+    )
+    progress_interval_seconds: float = (
+        10.0  # how often extraFields.progress is refreshed from the pod log; 0: off
+    )
     # process
     max_concurrent_reconciles: int = 8
     resync_seconds: float = 300.0

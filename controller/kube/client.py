@@ -109,9 +109,22 @@ class KubeClient:
         content_type: str | None = None,
         request_timeout: float | None = 30.0,
     ) -> dict[str, Any]:
+        text = await self.request_text(method, path, query, body, content_type, request_timeout)
+        return json.loads(text) if text else {}
+
+    async def request_text(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        request_timeout: float | None = 30.0,
+    ) -> str:
+        """The answer's body as text (pods/log is plain text, not JSON)."""
         resp = await self._send(method, path, query, body, content_type, request_timeout)
         try:
-            text = await resp.text()
+            text = await resp.text(errors="replace")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ApiError(0, "Unreachable", f"{type(exc).__name__}: {exc}") from None
         finally:
@@ -119,7 +132,7 @@ class KubeClient:
         self._on_request(method, resp.status)
         if resp.status >= 400:
             raise _error_from_body(resp.status, text)
-        return json.loads(text) if text else {}
+        return text
 
     async def watch(self, path: str, query: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Yield watch events ({type, object}) until the server ends the stream."""
