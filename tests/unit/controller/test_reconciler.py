@@ -294,8 +294,16 @@ ROWS = [
         "progress is read from the pod log and shown",
         running(run_dict(IMG), {"params": IMG}),
         cached_pod=pod_obj("Running"),
-        log='{"event": "progress", "bytes_done": 536870912, "bytes_total": 1073741824, "rate_bps": 104857600, '
-        '"eta_s": 5.1}\n',
+        log=json.dumps(
+            {
+                "event": "progress",
+                "bytes_done": 2**29,
+                "bytes_total": 2**30,
+                "rate_bps": 100 * 2**20,
+                "eta_s": 5.1,
+            }
+        )
+        + "\n",
         reason="Running",
         status="Unknown",
         calls=[f"pod_log {POD}", "patch_status"],
