@@ -301,9 +301,10 @@ class RegistryClient:
                     await asyncio.sleep(self.options.backoff * 2 ** (attempt - 1))
                     continue
                 # the registry is up but unhealthy: RegistryUnreachable, not a generic push failure
+                detail = _errtext(content)
                 raise TransientError(
-                    f"{method} {target.path} on {host} answered {resp.status} {_errtext(content)} "
-                    f"{attempts} times"
+                    f"{method} {target.path} on {host} answered {resp.status} {attempts} times"
+                    + (f"; last: {detail}" if detail else "")
                 )
             return resp, content
 
