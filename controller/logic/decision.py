@@ -189,6 +189,20 @@ def _plan_pod(
     if facts.pod_rejected:
         msg = f"The API server rejected pod {b.pod_name}: {facts.pod_rejected}"
         return _final(b, Reason.POD_REJECTED, msg, "failed")
+    if facts.create_forbidden:
+        # the controller's own Role lacks a right: not the run's fault, and fixed without a new run, so
+        # keep it Unknown and try again with backoff (1, 2, 4 ... 60 s)
+        tries = int(b.extra.get("createForbidden", 0)) + 1
+        b.extra["createForbidden"] = tries
+        msg = (
+            f"The controller may not create pod {b.pod_name} (its RBAC Role lacks a right; see config/rbac): "
+            f"{facts.create_forbidden}; retrying"
+        )
+        b.condition("Unknown", Reason.PENDING, msg)
+        d.events.append(Event("Warning", "PodCreateForbidden", msg))
+        delay = float(min(2 ** (tries - 1), 60))
+        d.requeue_after = delay if remaining is None else min(remaining, delay)
+        return b.finish()
     override = b.extra.get("nextEphemeralStorage")
     try:
         grown = int(override) if override else None
@@ -197,6 +211,7 @@ def _plan_pod(
         return _final(b, err.reason, err.message, "failed")
     d.create_pod = plan.manifest
     b.extra.pop("nextAttemptAt", None)
+    b.extra.pop("createForbidden", None)
     b.extra.update(
         podName=plan.name,
         attempt=b.attempt,

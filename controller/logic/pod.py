@@ -49,7 +49,8 @@ class Facts:
     ca_bundle: str | None = None  # the CA_KEYS key found, "missing" or "nokey"; None: not checked
     defaults: Mapping[str, Any] | None = None  # params from the referenced ModelImagePush object
     defaults_missing: bool = False
-    pod_rejected: str | None = None  # the API server's message when it refused the pod
+    pod_rejected: str | None = None  # the API server's message when admission refused the pod
+    create_forbidden: str | None = None  # its message when RBAC refused the controller the pod create
 
 
 class PlanError(Exception):

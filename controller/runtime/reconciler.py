@@ -55,8 +55,11 @@ class Cache(Protocol):
     def forget(self, namespace: str, name: str) -> None: ...
 
 
-class CreateForbidden(Exception):
-    """The controller's own ServiceAccount may not create pods: retried with backoff, never final."""
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """The API server refused the pod create: the Facts field that tells the next decision why."""
+
+    fact: dict[str, str]
 
 
 def utc_now() -> datetime:
@@ -98,8 +101,8 @@ class Reconciler:
             decision, facts = await self._decide(run, pod, facts)
             if decision.create_pod is not None:
                 created = await self._create_pod(run, decision.create_pod)
-                if isinstance(created, str):  # rejected by admission: decide again knowing that
-                    facts = dataclasses.replace(facts or Facts(), pod_rejected=created)
+                if isinstance(created, Refused):  # decide again knowing that
+                    facts = dataclasses.replace(facts or Facts(), **created.fact)
                     continue
                 if created is None:  # it already exists: adopt it and decide again
                     existing = await self.api.get_pod(namespace, pod_name)
@@ -169,8 +172,8 @@ class Reconciler:
         self.runs.update(fresh)
         return fresh
 
-    async def _create_pod(self, run: CustomRun, manifest: Obj) -> Obj | str | None:
-        """The created pod; None if it exists already; the message when admission refused it."""
+    async def _create_pod(self, run: CustomRun, manifest: Obj) -> Obj | Refused | None:
+        """The created pod; None if it exists already; a Refused when the API server said no."""
         try:
             return await self.api.create_pod(manifest)
         except ApiError as err:
@@ -178,9 +181,9 @@ class Reconciler:
                 return None
             refusal = classify(err.status, err.message)
             if refusal is Refusal.ADMISSION:
-                return err.message
+                return Refused({"pod_rejected": err.message})
             if refusal is Refusal.RBAC:
-                # our Role is missing a right: not the user's fault and fixable without a new run
+                # our own Role lacks a right: say so loudly (the decision also records an Event)
                 fields = {
                     "namespace": run.metadata.namespace,
                     "name": run.metadata.name,
@@ -189,9 +192,7 @@ class Reconciler:
                 log.error(
                     "Controller may not create pods; fix its RBAC (config/rbac)", extra={"fields": fields}
                 )
-                msg = f"The controller may not create the work pod (RBAC); retrying: {err.message}"
-                await self._event(run, "Warning", "PodCreateForbidden", msg)
-                raise CreateForbidden(err.message) from None
+                return Refused({"create_forbidden": err.message})
             raise
 
     async def gather_facts(self, run: CustomRun) -> Facts:

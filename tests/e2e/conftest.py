@@ -100,7 +100,13 @@ async def controllers(
     started: list[ControllerProcess] = []
 
     async def start(wait: bool = True, **env: str) -> ControllerProcess:
-        env = {"MODELPUSH_INSECURE_REGISTRIES": registry.host, **env}
+        # a short grace for a missing Secret/CA ConfigMap keeps the failure tests quick; tests of the
+        # grace itself pass their own value
+        env = {
+            "MODELPUSH_INSECURE_REGISTRIES": registry.host,
+            "MODELPUSH_MISSING_OBJECT_GRACE_SECONDS": "2",
+            **env,
+        }
         ctl = ControllerProcess(
             cluster.kubeconfig, namespace, tmp_path / f"controller-{len(started)}.log", env
         )

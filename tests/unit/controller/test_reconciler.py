@@ -15,7 +15,7 @@ import pytest
 from controller.kube.client import ApiError
 from controller.logic.patch import merge_patch
 from controller.obs.metrics import Metrics
-from controller.runtime.reconciler import CreateForbidden, Reconciler
+from controller.runtime.reconciler import Reconciler
 from controller.settings import Settings
 from tests.unit.controller.helpers import NOW, run_dict
 
@@ -277,9 +277,13 @@ ROWS = [
         run_dict(IMG),
         {("pvc", "model-pvc"): PVC},
         fail={"create_pod": [RBAC_403]},
-        calls=[f"create_pod {POD}", "event PodCreateForbidden"],
-        no_calls=["patch_status"],
-        raises=CreateForbidden,
+        reason="Pending",
+        status="Unknown",
+        calls=[f"create_pod {POD}", "patch_status", "event PodCreateForbidden"],
+        check=lambda api: (
+            "may not create pod" in api.run["status"]["conditions"][0]["message"]
+            and api.run["status"]["extraFields"]["createForbidden"] == 1
+        ),
     ),
     Row(
         "defaults object deleted mid-run: the snapshot keeps the run and its pod going",
