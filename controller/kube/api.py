@@ -51,8 +51,7 @@ class Api:
 
     async def pod_log_tail(self, namespace: str, name: str, container: str, lines: int = 20) -> str:
         """The last lines of a container's log (pods/log, get), bounded in bytes: progress is a short line."""
-        return await self.client.request_text(
-            "GET",
+        return await self.client.get_text(
             f"{pods_path(namespace)}/{name}/log",
             {"container": container, "tailLines": lines, "limitBytes": 16384},
             request_timeout=10.0,

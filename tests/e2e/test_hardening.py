@@ -17,7 +17,16 @@ from kubernetes_asyncio import client
 
 from hack.ports import free_port
 from hack.registry import LocalRegistry
-from tests.e2e.conftest import REPO, WS, CustomRuns, cond, model_pvc, results, skopeo_digest
+from tests.e2e.conftest import (
+    REPO,
+    WS,
+    CustomRuns,
+    cond,
+    install_modelimagepush_crd,
+    model_pvc,
+    results,
+    skopeo_digest,
+)
 from tests.e2e.test_auth import _secret
 from tests.e2e.test_lifecycle import blackhole, stuck_copy, wait_pod_phase  # noqa: F401 - fixture
 from tests.e2e.test_rbac import _kubeconfig
@@ -32,22 +41,6 @@ def embedded(**params: str) -> dict[str, Any]:
     return {**MIP, "spec": {"params": [{"name": k, "value": v} for k, v in params.items()]}}
 
 
-async def _crd(kube_api: client.ApiClient) -> None:
-    ext = client.ApiextensionsV1Api(kube_api)
-    crd = yaml.safe_load((REPO / "config" / "crd" / "modelimagepushes.yaml").read_text())
-    try:
-        await ext.create_custom_resource_definition(crd)
-    except client.ApiException as e:
-        if e.status != 409:
-            raise
-
-    async def established() -> bool:
-        obj = await ext.read_custom_resource_definition(crd["metadata"]["name"])
-        return any(c.type == "Established" and c.status == "True" for c in obj.status.conditions or [])
-
-    await wait_for(established, 60, "ModelImagePush CRD established")
-
-
 # --- 1. params come from one place ----------------------------------------------------------------------
 
 
@@ -55,11 +48,9 @@ async def test_embedded_spec_secret_and_ca_are_looked_up(
     controllers, crs: CustomRuns, kube_api, make_pvc, tls_registry, namespace
 ) -> None:
     """The Secret and CA ConfigMap named only in customSpec.spec.params are checked and used like others."""
-    await controllers()
-    core = client.CoreV1Api(kube_api)
+    image = f"{tls_registry.host}/{namespace}/embedded-ca:v1"
     await model_pvc(make_pvc, namespace)
-    host = tls_registry.host
-    image = f"{host}/{namespace}/embedded-ca:v1"
+    await controllers()
     # a missing Secret named in the embedded spec: MissingSecret at once, no pod stuck in ContainerCreating
     spec = embedded(source="dir:///workspace/model", **{"registry-secret": "absent"})
     await crs.create("emb-missing", {"image": image}, WS, customSpec=spec)
@@ -67,11 +58,10 @@ async def test_embedded_spec_secret_and_ca_are_looked_up(
     assert (c["status"], c["reason"]) == ("False", "MissingSecret") and "'absent'" in c["message"], c
     assert await crs.pods("emb-missing") == []
     # a CA ConfigMap with only ca.crt: the pod trusts it through that key and the push succeeds
-    await _secret(core, namespace, "good", host, TLS_USER, TLS_PASSWORD)
-    pem = tls_registry.ca_file.read_text()
-    await core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "ca-only"}, "data": {"ca.crt": pem}}
-    )
+    core = client.CoreV1Api(kube_api)
+    await _secret(core, namespace, "good", tls_registry.host, TLS_USER, TLS_PASSWORD)
+    ca_only = {"metadata": {"name": "ca-only"}, "data": {"ca.crt": tls_registry.ca_file.read_text()}}
+    await core.create_namespaced_config_map(namespace, ca_only)
     spec = embedded(source="dir:///workspace/model", **{"registry-secret": "good", "ca-bundle": "ca-only"})
     await crs.create("emb-ca", {"image": image}, WS, customSpec=spec)
     run = await crs.wait_done("emb-ca")
@@ -92,7 +82,7 @@ async def test_defaults_deleted_mid_run_keep_the_run_then_cancel_deletes_the_pod
     blackhole: str,  # noqa: F811 - the imported fixture
     namespace,
 ) -> None:
-    await _crd(kube_api)
+    await install_modelimagepush_crd(kube_api)
     await controllers()
     body = {
         **MIP,
