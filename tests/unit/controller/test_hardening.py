@@ -316,3 +316,40 @@ def test_affinity_assistant_and_attached_volume_together() -> None:
         "affinity"
     ]
     assert set(affinity) == {"podAffinity", "nodeAffinity"}
+
+
+# --- the README's tables match the code -----------------------------------------------------------------
+
+
+def test_readme_reasons_table_lists_every_reason() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table = text[text.index("### Failure reasons") :].split("\n\n")[1]
+    listed = set(re.findall(r"^\| `(\w+)` \|", table, re.M))
+    in_progress = {Reason.STARTED, Reason.PENDING, Reason.RUNNING, Reason.RETRYING}
+    waiting = {Reason.WAITING_FOR_SECRET, Reason.WAITING_FOR_CA_BUNDLE}
+    assert listed == {str(r) for r in Reason} - {str(r) for r in in_progress | waiting} - {"Succeeded"}
+    for reason in in_progress | waiting:
+        assert f"`{reason}`" in text
+
+
+def test_readme_settings_table_lists_every_setting() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    table = text[text.index("| setting | default | meaning |") :].split("\n\n")[0]
+    names = set()
+    for row in re.findall(r"^\| (.+?) \|", table, re.M):
+        for part in re.findall(r"`([A-Z_]+)`", row):
+            names.add(part)
+        # `A` / `_B` shorthand: NATIVE_CPU_REQUEST / _LIMIT
+        first = re.search(r"`([A-Z_]+)`", row)
+        for tail in re.findall(r"`(_[A-Z_]+)`", row):
+            if first:
+                names.add(first.group(1).rsplit("_", 1)[0] + tail)
+    fields = {name.upper() for name in Settings.model_fields}
+    missing = fields - names
+    assert not missing, f"settings missing from the README: {sorted(missing)}"
