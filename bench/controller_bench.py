@@ -269,9 +269,11 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=8, help="controller's max concurrent reconciles")
     p.add_argument("--kubeconfig", help="an existing cluster; default: start a throwaway control plane")
     p.add_argument(
-        "--running-seconds", type=float, default=3.0, help="how long each pod stays Running (progress reads)"
+        "--running-seconds", type=float, default=12.0, help="how long each pod stays Running (progress reads)"
     )
-    p.add_argument("--progress-interval", type=float, default=1.0, help="the controller's progress interval")
+    p.add_argument(
+        "--progress-interval", type=float, default=10.0, help="the controller's PROGRESS_INTERVAL_SECONDS"
+    )
     args = p.parse_args()
     cluster = None
     kubeconfig = args.kubeconfig

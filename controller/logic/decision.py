@@ -24,6 +24,7 @@ from controller.logic.podstatus import (
     owned_by,
     pod_done,
     requested_storage,
+    running_since,
     stuck_reason,
     terminated,
     waiting,
@@ -284,8 +285,11 @@ def _observe_pod(
         msg = f"Pod {name} is running (attempt {b.attempt})"
         interval = b.settings.progress_interval_seconds
         if interval > 0:
-            last = parse_ts((b.extra.get("progress") or {}).get("updatedAt"))
-            due = last is None or (b.now - last).total_seconds() >= interval
+            # the first read comes one interval after the container started (the program prints its
+            # first progress line after a couple of seconds), then at most one read per interval
+            since = parse_ts((b.extra.get("progress") or {}).get("updatedAt")) or running_since(pod)
+            until_due = interval if since is None else interval - (b.now - since).total_seconds()
+            due = until_due <= 0
             d.read_progress = due and log_tail is None  # the applier reads the log and decides again
             seen = parse_progress(log_tail) if due and log_tail else None
             if seen is not None:
@@ -293,7 +297,8 @@ def _observe_pod(
             shown = progress_text(b.extra.get("progress"))
             if shown:
                 msg += f": {shown}"
-            d.requeue_after = interval if remaining is None else min(remaining, interval)
+            later = interval if due else max(until_due, 0.5)
+            d.requeue_after = later if remaining is None else min(remaining, later)
         b.condition("Unknown", Reason.RUNNING, msg)
     else:
         detail = f": {wait.get('reason')}: {wait.get('message', '')}".rstrip(": ") if wait else ""

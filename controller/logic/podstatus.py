@@ -30,6 +30,11 @@ def terminated(pod: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def running_since(pod: dict[str, Any]) -> datetime | None:
+    """When the push container started running (None while it does not run)."""
+    return parse_ts(((_container_status(pod).get("state") or {}).get("running") or {}).get("startedAt"))
+
+
 def waiting(pod: dict[str, Any]) -> dict[str, Any]:
     return (_container_status(pod).get("state") or {}).get("waiting") or {}
 

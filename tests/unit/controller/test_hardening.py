@@ -353,3 +353,84 @@ def test_readme_settings_table_lists_every_setting() -> None:
     fields = {name.upper() for name in Settings.model_fields}
     missing = fields - names
     assert not missing, f"settings missing from the README: {sorted(missing)}"
+
+
+# --- 9. live progress: when the log is read, what the status shows ---------------------------------------
+
+
+def _running_pod(started_seconds_ago: float) -> dict[str, Any]:
+    started = ts(NOW - timedelta(seconds=started_seconds_ago))
+    return pod("Running", containerStatuses=[{"name": "push", "state": {"running": {"startedAt": started}}}])
+
+
+def _running_run(progress: dict[str, Any] | None = None) -> CustomRun:
+    extra: dict[str, Any] = {"attempt": 1, "podName": "push-1-push-1", "mode": "build"}
+    if progress is not None:
+        extra["progress"] = progress
+    status = {
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running", "message": "x"}],
+        "startTime": ts(NOW - timedelta(seconds=60)),
+        "extraFields": extra,
+    }
+    return CustomRun.model_validate(run_dict(status=status))
+
+
+@pytest.mark.parametrize(
+    ("started_ago", "updated_ago", "due", "requeue"),
+    [
+        (3, None, False, 7.0),  # first read one interval after the container started
+        (10, None, True, 10.0),
+        (60, 4, False, 6.0),  # then one per interval
+        (60, 10, True, 10.0),
+        (60, 30, True, 10.0),
+    ],
+)
+def test_progress_read_at_most_once_per_interval(
+    started_ago: float, updated_ago: float | None, due: bool, requeue: float
+) -> None:
+    settings = SETTINGS.model_copy(update={"progress_interval_seconds": 10})
+    progress = (
+        None
+        if updated_ago is None
+        else {"bytesTotal": 10, "updatedAt": ts(NOW - timedelta(seconds=updated_ago))}
+    )
+    d = decide(_running_run(progress), _running_pod(started_ago), NOW, settings)
+    assert d.read_progress is due
+    assert d.requeue_after == pytest.approx(requeue)
+
+
+def test_progress_fields_and_message_from_the_log_tail() -> None:
+    settings = SETTINGS.model_copy(update={"progress_interval_seconds": 10})
+    tail = "\n".join(
+        [
+            '{"event": "progress", "bytes_done": 1, "bytes_total": 4, "rate_bps": 1, "eta_s": 3}',
+            '{"event": "retry", "method": "PATCH"}',
+            json.dumps(
+                {
+                    "event": "progress",
+                    "bytes_done": 3 * 2**30,
+                    "bytes_total": 4 * 2**30,
+                    "rate_bps": 2**28,
+                    "eta_s": 4.2,
+                }
+            ),
+            '{"event": "progress", "bytes_do',  # cut by limitBytes
+        ]
+    )
+    d = decide(_running_run(), _running_pod(30), NOW, settings, log_tail=tail)
+    assert not d.read_progress
+    assert d.status["extraFields"]["progress"] == {
+        "bytesDone": 3 * 2**30,
+        "bytesTotal": 4 * 2**30,
+        "percent": 75.0,
+        "mibPerSecond": 256.0,
+        "etaSeconds": 4,
+        "updatedAt": ts(NOW),
+    }
+    assert (
+        cond(d.status)["message"]
+        == "Pod push-1-push-1 is running (attempt 1): 75.0% of 4.0 GiB at 256.0 MiB/s, ETA 4s"
+    )
+    # nothing readable: no progress written, the run goes on
+    d2 = decide(_running_run(), _running_pod(30), NOW, settings, log_tail="Traceback ...\n")
+    assert "progress" not in d2.status["extraFields"]

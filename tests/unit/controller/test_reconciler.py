@@ -167,7 +167,14 @@ def pod_obj(phase: str, uid: str = "uid-1") -> Obj:
     return {
         "metadata": {"name": POD, "namespace": "ns1", "ownerReferences": [{"uid": uid}]},
         "spec": {"containers": [{"name": "push"}]},
-        "status": {"phase": phase},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {"name": "push", "state": {"running": {"startedAt": "2026-01-02T03:03:00Z"}}}
+            ]
+            if phase == "Running"
+            else [],
+        },
     }
 
 
