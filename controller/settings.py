@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     def _lists(cls, value: Any) -> list[str]:
         return _split(value)
 
+    @field_validator("run_as_user", "keep_finished_pods", mode="before")
+    @classmethod
+    def _unset(cls, value: Any) -> Any:
+        # an empty value (e.g. `RUN_AS_USER=` in a ConfigMap) means unset, not a parse error
+        return None if value == "" else value
+
     @field_validator(
         "native_ephemeral_storage", "compat_storage_floor", "compat_storage_ceiling", mode="before"
     )

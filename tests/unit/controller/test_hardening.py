@@ -270,6 +270,8 @@ def test_no_uid_unless_set(run_as_user: int | None, expected: dict[str, int]) ->
 def test_run_as_user_setting_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELPUSH_RUN_AS_USER", "4242")
     assert Settings(leader_election=False).run_as_user == 4242
+    monkeypatch.setenv("MODELPUSH_RUN_AS_USER", "")
+    assert Settings(leader_election=False).run_as_user is None
     monkeypatch.delenv("MODELPUSH_RUN_AS_USER")
     assert Settings(leader_election=False).run_as_user is None
 
