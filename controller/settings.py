@@ -10,7 +10,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator
@@ -82,15 +82,17 @@ class Settings(BaseSettings):
     retry_delay_seconds: float = 0.0
     default_timeout_seconds: float = 3600.0  # Tekton: nil timeout means 60 minutes
     image_pull_grace_seconds: float = 300.0  # ErrImagePull/ImagePullBackOff this long fails the attempt
-    missing_object_grace_seconds: float = (
-        60.0  # a named Secret/CA ConfigMap may appear this long after the run
-    )
-    keep_finished_pods: int | None = (
-        None  # finished attempt pods kept per run (None: all); older ones deleted
-    )
-    progress_interval_seconds: float = (
-        10.0  # how often extraFields.progress is refreshed from the pod log; 0: off
-    )
+    # a named Secret/CA ConfigMap may appear this long after the run (created by the same apply)
+    missing_object_grace_seconds: float = 60.0
+    keep_finished_pods: int | None = None  # finished attempt pods kept per run (None: all)
+    progress_interval_seconds: float = 10.0  # extraFields.progress from the pod log this often; 0: off
+    # signing (cosign key Secret in Tekton Chains' layout; see controller/logic/signing.py)
+    sign_all: bool = False  # sign every run unless its param `sign` is false
+    signing_secret_name: str = "signing-secrets"
+    signing_secret_namespace: str = ""  # empty: the controller's namespace (LEASE_NAMESPACE)
+    require_signature: bool = True  # a push whose signing failed fails the run (SigningFailed)
+    signature_storage: Literal["tag", "referrers", "both"] = "tag"
+    rekor_url: str | None = None  # also log signatures in this Rekor (untested: no log reachable here)
     # process
     max_concurrent_reconciles: int = 8
     resync_seconds: float = 300.0

@@ -31,6 +31,7 @@ from controller.logic.podstatus import (
 )
 from controller.logic.progress import parse_progress, progress_fields, progress_text
 from controller.logic.results import parse_failure, parse_success
+from controller.logic.signing import signing_outcome, signing_results
 from controller.logic.status import Builder, Decision, Event, Outcome, parse_ts, ts
 from controller.model.customrun import CANCELLED, CustomRun
 from controller.model.params import PushParams
@@ -253,6 +254,8 @@ def _observe_pod(
             {"name": "IMAGE_SIZE", "value": str(result.size)},
             {"name": "LAYERS", "value": str(result.layers)},
         ]
+        if result.index_digest:  # issue 12: format both; IMAGE_DIGEST stays the runnable image
+            b.status["results"].append({"name": "IMAGE_INDEX_DIGEST", "value": result.index_digest})
         b.extra.update(
             bytesUploaded=result.bytes_uploaded,
             bytesSkipped=result.bytes_skipped,
@@ -260,6 +263,14 @@ def _observe_pod(
         )
         b.extra.pop("progress", None)
         msg = f"Pushed {result.url} ({result.size} bytes, {result.layers} layers)"
+        # signing (issue 13): refs as results; a failed signing keeps the results, reason SigningFailed
+        b.status["results"] += signing_results(result)
+        failed = signing_outcome(result.signing_error, b.settings.require_signature)
+        if failed is not None:
+            status, reason = failed
+            msg = f"{msg}, but signing failed: {result.signing_error}"
+            outcome = "succeeded" if status == "True" else "failed"
+            return _final(b, Reason(reason), msg, outcome, result.bytes_uploaded)
         return _final(b, Reason.SUCCEEDED, msg, "succeeded", result.bytes_uploaded)
     if phase == "Failed":
         reason, message = status.get("reason"), status.get("message") or ""

@@ -29,6 +29,7 @@ class Reason(StrEnum):
     POD_FAILED = "PodFailed"
     CANCELLED = "CustomRunCancelled"
     TIMED_OUT = "CustomRunTimedOut"
+    SIGNING_FAILED = "SigningFailed"  # pushed, but not signed (issue 13): False or True by REQUIRE_SIGNATURE
 
 
 # reasons that no retry can fix: the input or the cluster setup must change first

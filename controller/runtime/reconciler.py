@@ -13,12 +13,14 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from controller.kube.client import ApiError
+from controller.kube.signing import SigningSecrets
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
 from controller.logic.params import defaults_from_spec, raw_params
 from controller.logic.patch import merge_patch
 from controller.logic.pod import AUTH_KEY, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
 from controller.logic.refusals import Refusal, classify
+from controller.logic.signing import run_asks_to_sign
 from controller.model.customrun import CustomRun
 from controller.model.params import is_object_name
 from controller.obs.metrics import Metrics
@@ -84,6 +86,7 @@ class Reconciler:
         self.now = clock
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(4)
+        self.signing = SigningSecrets(api, settings)  # type: ignore[arg-type]  # signing (issue 13)
 
     async def reconcile(self, key: str) -> float | None:
         """Returns seconds until the key should be looked at again (None: only on the next event)."""
@@ -100,6 +103,7 @@ class Reconciler:
             pod = self.pods.get(namespace, pod_name)
             decision, facts = await self._decide(run, pod, facts)
             if decision.create_pod is not None:
+                await self.signing.prepare(run, decision.create_pod)  # signing (issue 13)
                 created = await self._create_pod(run, decision.create_pod)
                 if isinstance(created, Refused):  # decide again knowing that
                     facts = dataclasses.replace(facts or Facts(), **created.fact)
@@ -134,6 +138,8 @@ class Reconciler:
                     self.metrics.status_updates.inc()
                     self.runs.update(updated)
                     raw = updated
+            if decision.outcome is not None:  # signing (issue 13): the run is over, its copy of the key goes
+                await self.signing.cleanup(run, run_asks_to_sign(run, self.settings))
             self._after(run, decision)
             return decision.requeue_after
         return 1.0  # still contended after several passes: try again soon
