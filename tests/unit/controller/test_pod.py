@@ -167,7 +167,9 @@ def test_build_pod_buildah_privileged_only_when_allowed() -> None:
     assert container(plan.manifest)["securityContext"]["privileged"] is True
     # still the image's non-root user: buildah goes rootless through newuidmap inside the container
     assert plan.manifest["spec"]["securityContext"]["runAsNonRoot"] is True
-    assert plan.manifest["spec"]["securityContext"]["runAsUser"] == 65532
+    pinned = s.model_copy(update={"run_as_user": 65532})
+    sc = build_pod(run(), params(mode="buildah"), 1, pinned, FACTS, None).manifest["spec"]["securityContext"]
+    assert (sc["runAsNonRoot"], sc["runAsUser"]) == (True, 65532)
 
 
 def test_build_pod_skopeo_ephemeral_storage_uses_emptydir() -> None:
