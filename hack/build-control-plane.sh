@@ -18,6 +18,7 @@ have_k8s() { for b in "${K8S_CMDS[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done;
 if have_k8s && [[ -x "$BIN/etcd" ]]; then
   echo "$BIN"; exit 0
 fi
+PATH="$(bash "$(dirname "$0")/go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 start=$(date +%s)

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything the project needs, idempotently: Debian packages, the
-# Python virtualenv with locked versions, and the control-plane binaries
-# (built from Go modules, cached outside the repo by version).
+# Installs everything the project needs, idempotently: Debian packages, a Go
+# toolchain when the machine has none new enough (hack/go.sh), the Python
+# virtualenv with locked versions, and the control-plane binaries (built from
+# Go modules, cached outside the repo by version). A fresh Debian 12 needs only
+# python3, make and root (or sudo) before this.
+# INSTALL_DEPS_STOP_AFTER=go stops once `go version` works (the fresh-machine check in tests/setup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo buildah openssl)
+# python3-venv: `python3 -m venv` (and its ensurepip) is a separate package on Debian;
+# ca-certificates: HTTPS to PyPI and the Go module proxy on a minimal image.
+APT_PACKAGES=(python3-venv ca-certificates docker-registry skopeo buildah openssl)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -15,6 +20,14 @@ if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The Go build scripts below ask hack/go.sh as well; with this PATH it answers at once.
+PATH="$(bash hack/go.sh):$PATH"
+export PATH
+if [[ "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
+  go version
+  exit 0
 fi
 
 if [[ ! -x .venv/bin/python ]] || ! cmp -s requirements.lock .venv/.installed-lock; then

@@ -16,6 +16,7 @@ log() { echo "tekton-build: $*" >&2; }
 if [[ -x "$OUT" ]]; then
   echo "$OUT"; exit 0
 fi
+PATH="$(bash "$(dirname "$0")/../go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
