@@ -235,7 +235,9 @@ def decide(
     remaining = None
     if limit is not None:
         remaining = (start + timedelta(seconds=limit) - now).total_seconds()
-        if remaining <= 0:
+        # The pod's activeDeadlineSeconds counts from its own start, so the kubelet fires after our clock;
+        # when it has fired (we were down or late), its message is the one that names the cause.
+        if remaining <= 0 and not (pod is not None and pod_ours and _deadline_exceeded(pod)):
             if pod is not None and pod_ours and not _pod_done(pod):
                 d.delete_pod = d.pod_name
             msg = f"Attempt {attempt} timed out after {run.spec.timeout or format_timeout(limit)}"
@@ -265,6 +267,11 @@ def _owned_by(pod: dict[str, Any], run: CustomRun) -> bool:
 
 def _pod_done(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def _deadline_exceeded(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Failed" and status.get("reason") == "DeadlineExceeded"
 
 
 def _plan_pod(
