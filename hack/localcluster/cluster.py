@@ -12,16 +12,15 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hack.localcluster.binaries import REPO, bin_dir
 from hack.localcluster.certs import Pki, make_pki
 from hack.localcluster.kubeconfig import write_kubeconfig
 from hack.localcluster.procs import alive, read_pid, spawn, stop_recorded
 from hack.localcluster.rest import Rest
 from hack.ports import free_port
+from hack.tekton.manifests import crds as tekton_crds
+from hack.tekton.manifests import module_dir
 
-MANIFESTS = REPO / "hack" / "manifests"
 SERVICE_CIDR = "10.0.0.0/24"
 CORE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 _HOSTPORT = re.compile(r"^127\.0\.0\.1:\d+$")  # the line `python -m hack.registry serve` prints
@@ -102,7 +101,7 @@ class LocalCluster:
         return self.rest().ok("/readyz")
 
     def start(self, timeout: float = 120.0) -> "LocalCluster":
-        """Starts the control plane and installs hack/manifests; a no-op if it is already running."""
+        """Starts the control plane and installs Tekton's CRDs; a no-op if it is already running."""
         if self.running():
             return self
         self.stop()
@@ -287,15 +286,12 @@ class LocalCluster:
         )
 
     def install_manifests(self, timeout: float = 60.0) -> None:
-        """Creates (or updates) every object in hack/manifests/*.yaml; waits for CRDs to be Established."""
+        """Creates (or updates) Tekton's real CRDs, from the same pinned github.com/tektoncd/pipeline module
+        the Tekton binaries are built from, and waits until they are Established: every cluster serves
+        the real CustomRun schema from its start, whichever test comes first."""
         rest = self.rest()
-        for path in sorted(MANIFESTS.glob("*.yaml")):
-            for doc in yaml.safe_load_all(path.read_text()):
-                if not doc:
-                    continue
-                if doc.get("kind") != "CustomResourceDefinition":
-                    raise ClusterError(f"{path}: only CustomResourceDefinitions are supported here")
-                self._apply_crd(rest, doc, timeout)
+        for doc in tekton_crds(module_dir()):
+            self._apply_crd(rest, doc, timeout)
 
     @staticmethod
     def _apply_crd(rest: Rest, doc: dict[str, Any], timeout: float) -> None:
