@@ -22,9 +22,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# The Go build scripts below ask hack/go.sh as well; with this PATH it answers at once.
-PATH="$(bash hack/go.sh):$PATH"
-export PATH
+# Go only for the builds (SKIP_CONTROL_PLANE=1, as in make test-unit, needs none). The build scripts
+# ask hack/go.sh as well; with this PATH it answers at once.
+if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 || "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
+  PATH="$(bash hack/go.sh):$PATH"
+  export PATH
+fi
 if [[ "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
   go version
   exit 0
