@@ -12,6 +12,8 @@ nodes these two move to real evictions without changing them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from kubernetes_asyncio import client
 
@@ -80,39 +82,44 @@ async def test_invalid_work_image_is_pod_failed(controllers, crs: CustomRuns, ma
     await pods_gone(crs, "badimage-1")
 
 
+def pressure_message(resource: str, threshold: str, available: str, usage: str, request: str) -> str:
+    """The eviction manager's message for a node-pressure eviction of container `push`."""
+    return (
+        NODE_LOW.format(resource=resource)
+        + THRESHOLD_MET.format(threshold=threshold, available=available)
+        + CONTAINER_USAGE.format(name="push", usage=usage, request=request, resource=resource)
+    )
+
+
+async def evict_while_running(
+    crs: CustomRuns, kube_api, registry: LocalRegistry, blackhole: str, name: str, message: str
+) -> tuple[dict[str, Any], str]:
+    """Start a run whose push hangs, evict its pod as the kubelet would; return the finished run, pod name."""
+    await crs.create(name, stuck_copy(blackhole, registry))
+    pod = (await wait_pod_phase(crs, name, "Running"))["metadata"]["name"]
+    await kubelet_evicts(client.CoreV1Api(kube_api), crs.ns, pod, message)
+    return await crs.wait_done(name, limit=60), pod
+
+
 async def test_memory_eviction_is_pod_evicted(
-    controllers, crs: CustomRuns, kube_api, registry: LocalRegistry, blackhole: str, namespace
+    controllers, crs: CustomRuns, kube_api, registry: LocalRegistry, blackhole: str
 ) -> None:
     await controllers()
-    await crs.create("memevict-1", stuck_copy(blackhole, registry))
-    pod = await wait_pod_phase(crs, "memevict-1", "Running")
-    message = (
-        NODE_LOW.format(resource="memory")
-        + THRESHOLD_MET.format(threshold="100Mi", available="-3Mi")
-        + CONTAINER_USAGE.format(name="push", usage="1Gi", request="256Mi", resource="memory")
-    )
-    await kubelet_evicts(client.CoreV1Api(kube_api), namespace, pod["metadata"]["name"], message)
-    run = await crs.wait_done("memevict-1", limit=60)
+    message = pressure_message("memory", "100Mi", "-3Mi", "1Gi", "256Mi")
+    run, pod = await evict_while_running(crs, kube_api, registry, blackhole, "memevict-1", message)
     c = cond(run)
     assert (c["status"], c["reason"]) == ("False", "PodEvicted"), c
-    assert pod["metadata"]["name"] in c["message"] and "low on resource: memory" in c["message"], c
+    assert pod in c["message"] and "low on resource: memory" in c["message"], c
     assert "eviction" not in run["status"].get("extraFields", {}), "a memory eviction has no storage figures"
 
 
 async def test_node_pressure_eviction_keeps_negative_available(
-    controllers, crs: CustomRuns, kube_api, registry: LocalRegistry, blackhole: str, namespace
+    controllers, crs: CustomRuns, kube_api, registry: LocalRegistry, blackhole: str
 ) -> None:
     await controllers(MODELPUSH_RETRY_ON_EVICTION="false")
-    await crs.create("nodepressure-1", stuck_copy(blackhole, registry))
-    pod = await wait_pod_phase(crs, "nodepressure-1", "Running")
     # past its threshold the node reports a negative figure
-    message = (
-        NODE_LOW.format(resource="ephemeral-storage")
-        + THRESHOLD_MET.format(threshold="25Mi", available="-1024Ki")
-        + CONTAINER_USAGE.format(name="push", usage="70312Ki", request="10Mi", resource="ephemeral-storage")
-    )
-    await kubelet_evicts(client.CoreV1Api(kube_api), namespace, pod["metadata"]["name"], message)
-    run = await crs.wait_done("nodepressure-1", limit=60)
+    message = pressure_message("ephemeral-storage", "25Mi", "-1024Ki", "70312Ki", "10Mi")
+    run, _ = await evict_while_running(crs, kube_api, registry, blackhole, "nodepressure-1", message)
     c = cond(run)
     assert (c["status"], c["reason"]) == ("False", "EphemeralStorageExhausted"), c
     ev = run["status"]["extraFields"]["eviction"]
