@@ -58,5 +58,20 @@ def test_installer_fetches_go_when_none_is_on_path(tmp_path: Path) -> None:
         ["bash", "hack/go.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=True
     )
     assert again.stdout.strip() == str(goroot / "bin") and "fetching" not in again.stderr
+    # a Go older than the builds need (Debian's golang-go is 1.19) is passed over for the project's
+    old = tmp_path / "old-go"
+    old.mkdir()
+    (old / "go").write_text("#!/bin/sh\necho go1.19.8\n")
+    (old / "go").chmod(0o755)
+    older = subprocess.run(
+        ["bash", "hack/go.sh"],
+        cwd=REPO,
+        env={**env, "PATH": f"{old}:{BARE_PATH}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert older.stdout.strip() == str(goroot / "bin") and "go1.19.8" in older.stderr
     if system_go:
         assert go_version(system_go) == system_before
