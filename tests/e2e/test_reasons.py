@@ -5,9 +5,9 @@ leaves no pod behind where the controller is the one that must delete it.
 
 Two evictions (memory pressure, node pressure) are written onto the pod by `kubelet_evicts`, with the
 kubelet's own status and message text (k8s.io/kubernetes v1.33.13 pkg/kubelet/eviction/helpers.go): the
-local node agent measures ephemeral storage only and gives every pod a limit equal to its request, so it
-can evict neither. The assertions are on the controller's reason and message only; with real kubelet
-nodes these two move to real evictions without changing them.
+local node agent measures no memory, and counts only pods' ephemeral storage, where the work pod's limit
+(equal to its request) is always hit before the node's allocatable. The assertions are on the
+controller's reason and message only; with real kubelet nodes these two move to real evictions unchanged.
 """
 
 from __future__ import annotations
