@@ -4,13 +4,14 @@
 # virtualenv with locked versions, and the control-plane binaries (built from
 # Go modules, cached outside the repo by version). A fresh Debian 12 needs only
 # python3, make and root (or sudo) before this.
-# INSTALL_DEPS_STOP_AFTER=go stops once `go version` works (the fresh-machine check in tests/setup).
+# INSTALL_DEPS_STOP_AFTER=go stops once `go version` works (the fresh-machine check in tests/setup);
+# SKIP_GO_BUILDS=1 stops after the venv (make test-unit); SKIP_CONTROL_PLANE=1 builds only what tests/push uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # python3-venv: `python3 -m venv` (and its ensurepip) is a separate package on Debian;
 # ca-certificates: HTTPS to PyPI and the Go module proxy on a minimal image.
-APT_PACKAGES=(python3-venv ca-certificates docker-registry skopeo buildah openssl)
+APT_PACKAGES=(python3-venv ca-certificates docker-registry skopeo buildah openssl busybox-static)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -22,9 +23,9 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# Go only for the builds (SKIP_CONTROL_PLANE=1, as in make test-unit, needs none). The build scripts
+# Go only for the builds (SKIP_GO_BUILDS=1, as in make test-unit, needs none). The build scripts
 # ask hack/go.sh as well; with this PATH it answers at once.
-if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 || "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
+if [[ "${SKIP_GO_BUILDS:-0}" != 1 || "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
   PATH="$(bash hack/go.sh):$PATH"
   export PATH
 fi
@@ -41,7 +42,13 @@ if [[ ! -x .venv/bin/python ]] || ! cmp -s requirements.lock .venv/.installed-lo
   cp requirements.lock .venv/.installed-lock
 fi
 
+if [[ "${SKIP_GO_BUILDS:-0}" == 1 ]]; then
+  exit 0
+fi
 if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
   bash hack/tekton/build.sh >/dev/null  # Tekton pipelines controller for tests/tekton (~4 min cold)
+  bash hack/build-cosign.sh >/dev/null  # the real cosign, which verifies our signatures (~3 min cold)
+  bash hack/build-referrers-registry.sh >/dev/null  # ggcr's registry with the OCI 1.1 referrers API (seconds)
 fi
+bash hack/build-modctl.sh >/dev/null  # modctl, the ModelPack consumer in tests/push/test_modelpack.py (~1 min cold)

@@ -7,7 +7,10 @@ request, hack/localcluster), and each call is put to the API server's authorizer
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,7 +59,16 @@ def _kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> Path:
 
 
 async def test_controller_runs_with_the_config_rbac_role_only(
-    cluster, kube_api, controllers, crs: CustomRuns, make_pvc, registry, blackhole, namespace, tmp_path
+    cluster,
+    kube_api,
+    controllers,
+    crs: CustomRuns,
+    make_pvc,
+    registry,
+    blackhole,
+    namespace,
+    tmp_path,
+    cosign,
 ) -> None:
     core = client.CoreV1Api(kube_api)
     rbac = client.RbacAuthorizationV1Api(kube_api)
@@ -98,6 +110,22 @@ async def test_controller_runs_with_the_config_rbac_role_only(
         await wait_pod_phase(crs, "rbac-4", "Running")
         await crs.patch_spec("rbac-4", {"status": "RunCancelled"})
         assert cond(await crs.wait_done("rbac-4", limit=60))["reason"] == "CustomRunCancelled"
+        # signing: the role reads the key Secret, creates and deletes the per-run copy
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COSIGN_PASSWORD": "pw"}
+        keygen = [cosign, "generate-key-pair", f"k8s://{namespace}/signing-secrets"]
+        await asyncio.to_thread(
+            subprocess.run, keygen, cwd=tmp_path, env=env, check=True, capture_output=True
+        )
+        await crs.create("rbac-5", {"source": "dir:///workspace/model", "image": image, "sign": "true"}, WS)
+        run = await crs.wait_done("rbac-5")
+        assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+        assert results(run)["SIGNATURE_REF"] and results(run)["ATTESTATION_REF"]
+
+        async def copy_deleted() -> bool:
+            names = {x.metadata.name for x in (await core.list_namespaced_secret(namespace)).items}
+            return "rbac-5-signing" not in names
+
+        await wait_for(copy_deleted, 30, "per-run signing Secret deleted")
         user = f"system:serviceaccount:{namespace}:mip-controller"
 
         async def lease_renewed() -> set[Call]:  # leader election renews the Lease with an update
