@@ -148,12 +148,15 @@ async def test_pod_deadline_exceeded_names_the_kubelet_cause(
     """The controller's own timer normally fires first; when it is down, the pod's activeDeadlineSeconds
     (which the controller sets to the attempt's remaining time) ends the pod and its message is kept."""
     first = await controllers()
-    await crs.create("deadline-1", stuck_copy(blackhole, registry), timeout="6s")
-    pod = await wait_pod_phase(crs, "deadline-1", "Running")
-    assert pod["spec"]["activeDeadlineSeconds"] <= 6
-    running = await crs.get("deadline-1")
-    assert cond(running)["status"] == "Unknown", cond(running)
-    first.kill()
+    await crs.create("deadline-1", stuck_copy(blackhole, registry), timeout="15s")
+
+    async def created() -> list[dict]:
+        return await crs.pods("deadline-1")
+
+    pod = (await wait_for(created, 60, "the work pod"))[0]
+    first.kill()  # well before 15s; the run must still be open, so the kubelet's deadline is what ends it
+    assert cond(await crs.get("deadline-1"))["status"] == "Unknown"
+    assert pod["spec"]["activeDeadlineSeconds"] <= 15
     failed = await wait_pod_phase(crs, "deadline-1", "Failed")
     assert failed["status"]["reason"] == "DeadlineExceeded", failed["status"]
     await controllers()
