@@ -26,6 +26,7 @@ from .errors import (
     DigestMismatch,
     NotFound,
     RegistryError,
+    RegistryUnavailable,
     TransientError,
     Unreachable,
     UploadInterrupted,
@@ -160,7 +161,7 @@ class RegistryClient:
                             header = resp.headers.get("WWW-Authenticate", "")
                             state.challenge = parse_challenge(header) if header else None
                         elif resp.status >= 500:
-                            raise RegistryError(f"registry {host} answered {resp.status} to /v2/")
+                            raise Unreachable(f"registry {host} answered {resp.status} to /v2/")
                         state.pinged = True
                         self._states[host] = state
                         return
@@ -294,10 +295,17 @@ class RegistryClient:
                 )
             if resp.status == 403:
                 raise AuthError(f"registry {host} denied {method} {target.path} (403): {_errtext(content)}")
-            if (resp.status >= 500 or resp.status == 429) and attempt < attempts:
-                log_event("retry", method=method, host=host, attempt=attempt, status=resp.status)
-                await asyncio.sleep(self.options.backoff * 2 ** (attempt - 1))
-                continue
+            if (resp.status >= 500 or resp.status == 429) and retry:
+                if attempt < attempts:
+                    log_event("retry", method=method, host=host, attempt=attempt, status=resp.status)
+                    await asyncio.sleep(self.options.backoff * 2 ** (attempt - 1))
+                    continue
+                # the registry is up but unhealthy: RegistryUnreachable, not a generic push failure
+                detail = _errtext(content)
+                raise TransientError(
+                    f"{method} {target.path} on {host} answered {resp.status} {attempts} times"
+                    + (f"; last: {detail}" if detail else "")
+                )
             return resp, content
 
     # ------------------------------------------------------------------ manifests
@@ -515,7 +523,7 @@ class RegistryClient:
             except UploadInterrupted as exc:
                 failures += 1
                 if failures > self.options.retries:
-                    raise RegistryError(
+                    raise RegistryUnavailable(
                         f"upload of {digest} to {host}/{repo} failed {failures} times; last error: {exc}"
                     ) from exc
                 await asyncio.sleep(self.options.backoff * 2 ** (failures - 1))

@@ -30,11 +30,11 @@ def test_kubelet_deadline_message_is_kept(age: int) -> None:
     c = d.status["conditions"][0]
     assert (c["status"], c["reason"]) == ("False", "CustomRunTimedOut"), c
     assert KUBELET in c["message"] and "Attempt 1" in c["message"], c["message"]
-    assert d.delete_pod is None  # the kubelet already ended it
+    assert not d.delete_pods  # the kubelet already ended it
 
 
 def test_own_clock_still_times_out_a_running_pod() -> None:
     d = decide(run(status=status(8), timeout="6s"), pod("Running"), NOW, SETTINGS)
     c = d.status["conditions"][0]
     assert (c["reason"], c["message"]) == ("CustomRunTimedOut", "Attempt 1 timed out after 6s")
-    assert d.delete_pod == "push-1-push-1"
+    assert d.delete_pods == ["push-1-push-1"]
