@@ -88,7 +88,12 @@ async def test_controller_runs_with_the_config_rbac_role_only(
         )
         kubeconfig = _kubeconfig(tmp_path / "sa.kubeconfig", cluster.server, cluster.ca_file, tr.status.token)
         # leader election on: the Lease verbs are part of what the role must grant
-        ctl = await controllers(KUBECONFIG=str(kubeconfig), MODELPUSH_LEADER_ELECTION="true")
+        ctl = await controllers(
+            KUBECONFIG=str(kubeconfig),
+            MODELPUSH_LEADER_ELECTION="true",
+            MODELPUSH_PROGRESS_INTERVAL_SECONDS="1",
+        )
+        user = f"system:serviceaccount:{namespace}:mip-controller"
         await model_pvc(make_pvc, namespace)
         image = f"{registry.host}/{namespace}/rbac:v1"
         await crs.create("rbac-1", {"source": "dir:///workspace/model", "image": image}, WS)
@@ -105,9 +110,12 @@ async def test_controller_runs_with_the_config_rbac_role_only(
             "rbac-3", {"source": "dir:///workspace/model", "image": image, "ca-bundle": "nope"}, WS
         )
         assert cond(await crs.wait_done("rbac-3", limit=60))["reason"] == "MissingCABundle"
-        # a cancelled run's pod is deleted
+        # a running pod's log is read for progress; a cancelled run's pod is deleted
         await crs.create("rbac-4", stuck_copy(blackhole, registry))
         await wait_pod_phase(crs, "rbac-4", "Running")
+        await wait_for(
+            lambda: _called(cluster.local.audit_log, user, ("", "pods/log", "get")), 60, "a log read"
+        )
         await crs.patch_spec("rbac-4", {"status": "RunCancelled"})
         assert cond(await crs.wait_done("rbac-4", limit=60))["reason"] == "CustomRunCancelled"
         # signing: the role reads the key Secret, creates and deletes the per-run copy
@@ -126,7 +134,6 @@ async def test_controller_runs_with_the_config_rbac_role_only(
             return "rbac-5-signing" not in names
 
         await wait_for(copy_deleted, 30, "per-run signing Secret deleted")
-        user = f"system:serviceaccount:{namespace}:mip-controller"
 
         async def lease_renewed() -> set[Call]:  # leader election renews the Lease with an update
             calls = audited_calls(cluster.local.audit_log, user)
@@ -153,6 +160,10 @@ NOT_CALLED_HERE: dict[Call, str] = {
     ("tekton.dev", "customruns/finalizers", "update"): "OwnerReferencesPermissionEnforcement checks it",
     ("modelpush.dev", "modelimagepushes", "get"): "taskRef.name defaults (test_runs.py installs its CRD)",
 }
+
+
+async def _called(log: Path, user: str, call: Call) -> bool:
+    return call in audited_calls(log, user)
 
 
 def audited_calls(log: Path, user: str) -> set[Call]:
