@@ -30,6 +30,20 @@ if ((${#missing[@]} == 0)); then
   if [[ "${1:-}" == --all ]]; then echo "$BIN"; else echo "$OUT"; fi
   exit 0
 fi
+# One build per cache at a time: a second caller (another worktree, a test) waits for it and then
+# finds the binaries, instead of compiling the same packages next to it on a shared machine.
+mkdir -p "$(dirname "$BIN")"
+exec 9>"$BIN.lock"
+flock 9
+missing=()
+for cmd in "${want[@]}"; do
+  [[ -x "$BIN/$cmd" ]] || missing+=("$cmd")
+done
+if ((${#missing[@]} == 0)); then  # built by the caller we waited for
+  if [[ "${1:-}" == --all ]]; then echo "$BIN"; else echo "$OUT"; fi
+  exit 0
+fi
+PATH="$(bash "$(dirname "$0")/../go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 start=$(date +%s)

@@ -4,6 +4,8 @@
 over all connections), the connection carrying byte N is cut (both directions, RST), up to K times.
 With `cut_before=b"PATCH "` the cut happens instead just before the next request starting with that
 marker once N bytes have passed, so the registry sees none of that request (a stale connection).
+`hold()` makes new connections wait before reaching the registry until `release()` (a registry that
+stalls, to keep a push open); `held` counts the connections waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +28,16 @@ class FaultProxy(LoopbackServer):
         self.drops_left = drops
         self.dropped = 0
         self.total = 0  # client-to-server bytes over all connections
+        self.held = 0
+        self._open = asyncio.Event()
+        self._open.set()
         self._tasks: set[asyncio.Task] = set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     async def _close_connections(self) -> None:
         for t in list(self._tasks):
@@ -37,6 +48,16 @@ class FaultProxy(LoopbackServer):
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        if not self._open.is_set():
+            self.held += 1
+            try:
+                await self._open.wait()
+            except asyncio.CancelledError:
+                cwriter.close()
+                self._tasks.discard(task)
+                return
+            finally:
+                self.held -= 1
         try:
             ureader, uwriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:
