@@ -88,7 +88,7 @@ class Stack:
             # use every 10 s, and an unthrottled buildah stages and pushes a demo-sized model faster than
             # that (a real 48 GB model takes minutes). The eviction itself stays the kubelet's.
             "MODELPUSH_COMPAT_CPU_REQUEST": "100m",
-            "MODELPUSH_COMPAT_CPU_LIMIT": "250m",
+            "MODELPUSH_COMPAT_CPU_LIMIT": "100m",
         }
         argv = [sys.executable, "-m", "controller", "--kubeconfig", str(self.kubeconfig)]
         argv += ["--metrics-port", str(self.controller_port), "--no-leader-election"]
