@@ -27,7 +27,7 @@ class Paths:
 
 
 def up(p: Paths, small_size: str) -> None:
-    rc = RealCluster.at(p.cluster, nodes=topology.nodes(small_size)).start()
+    rc = RealCluster.at(p.cluster, nodes=topology.nodes(small_size), tekton=True, controller=True).start()
     shutil.copyfile(rc.kubeconfig, p.kubeconfig)
     p.kubeconfig.chmod(0o600)
     p.registry.write_text(rc.registry + "\n")

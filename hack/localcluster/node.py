@@ -254,10 +254,11 @@ def cgroup_pids(root: str) -> set[int]:
     pids: set[int] = set()
     for ctrl in _controllers():
         d = ctrl / root.lstrip("/")
-        if d.exists():
-            for procs in d.rglob("cgroup.procs"):
+        # os.walk, not rglob: cgroups vanish while we walk them (rglob raises then).
+        for top, _, files in os.walk(d):
+            if "cgroup.procs" in files:
                 with contextlib.suppress(OSError):
-                    pids |= {int(x) for x in procs.read_text().split()}
+                    pids |= {int(x) for x in (Path(top) / "cgroup.procs").read_text().split()}
     return pids
 
 
@@ -268,9 +269,10 @@ def remove_cgroup_root(root: str) -> list[str]:
         d = ctrl / root.lstrip("/")
         if not d.exists():
             continue
-        for sub in sorted((x for x in d.rglob("*") if x.is_dir()), key=lambda x: -len(x.parts)):
-            with contextlib.suppress(OSError):
-                sub.rmdir()
+        for top, _, _ in sorted(os.walk(d), key=lambda w: -len(Path(w[0]).parts)):
+            if top != str(d):
+                with contextlib.suppress(OSError):
+                    Path(top).rmdir()
         try:
             d.rmdir()
         except OSError as e:

@@ -36,6 +36,8 @@ class RealCluster:
     registry: str = ""  # host:port on the pod network's gateway, plain HTTP; the host and pods reach it
     images: dict[str, Any] = field(default_factory=dict)  # name -> hack.images.catalog.Image
     host_before: dict[str, Any] = field(default_factory=dict)  # hoststate.snapshot() before the first start
+    tekton: bool = False  # install Tekton from its release manifests
+    controller: bool = False  # then this project's controller from config/default (needs tekton)
 
     @classmethod
     def at(cls, workdir: Path, die_with_parent: bool = False, **kw: Any) -> RealCluster:
@@ -50,6 +52,9 @@ class RealCluster:
         return self.local.kubeconfig
 
     def image(self, name: str) -> str:
+        """The pushed reference of a hack.images image, building and pushing it on first use."""
+        if name not in self.images:
+            self.images.update(ensure([name], self.registry))
         return str(self.images[name].ref)
 
     def start(self) -> RealCluster:
@@ -62,6 +67,10 @@ class RealCluster:
             localpath.install(
                 self.local.kubectl, self.registry, self.image("base"), self.workdir / "volumes", self.workdir
             )
+            if self.tekton or self.controller:
+                self.install_tekton()
+            if self.controller:
+                self.install_controller()
         except BaseException:
             self.stop()
             raise

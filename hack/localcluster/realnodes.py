@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,29 +155,46 @@ class RealNodes:
 
     # -- stop ------------------------------------------------------------------------------------------
     def stop(self) -> list[str]:
-        """Stops every node and puts the host back; returns what could not be removed (empty when clean)."""
+        """Stops every node and puts the host back; returns what could not be removed (empty when clean).
+
+        Every step runs even when an earlier one failed (a failure is reported in the returned list), so a
+        surprise in one place never leaves mounts, cgroups or chains behind in the others."""
         specs = self.specs() or [NodeSpec(p.name) for p in self.dir.glob("*") if p.is_dir()]
         left: list[str] = []
-        stop_recorded(self.lc.piddir, [f"kubelet-{s.name}" for s in specs])
+
+        def step(what: str, fn: Callable[[], object]) -> None:
+            try:
+                out = fn()
+            except Exception as e:  # reported, and the next step still runs
+                left.append(f"{what}: {type(e).__name__}: {e}")
+                return
+            if isinstance(out, list):
+                left.extend(out)
+
+        step("stop kubelets", lambda: stop_recorded(self.lc.piddir, [f"kubelet-{s.name}" for s in specs]))
         for s in specs:
             root = nd.cgroup_root(self.net, s)
-            nd.kill_all(lambda r=root: nd.cgroup_pids(r))
+            step(f"kill pods in {root}", lambda r=root: nd.kill_all(lambda: nd.cgroup_pids(r)))
         for s in specs:
             p = self.paths(s.name)
             sockets = nd.shim_sockets(p.containerd_state)
-            nd.kill_all(lambda p=p: nd.shim_pids(p.sock))
+            step(f"kill shims of {p.sock}", lambda p=p: nd.kill_all(lambda: nd.shim_pids(p.sock)))
             for sock in sockets:
                 sock.unlink(missing_ok=True)
-        stop_recorded(self.lc.piddir, [f"containerd-{s.name}" for s in specs] + ["kube-proxy"])
-        left += nd.unmount_under(self.lc.workdir)
+        others = [f"containerd-{s.name}" for s in specs] + ["kube-proxy"]
+        step("stop containerd, kube-proxy", lambda: stop_recorded(self.lc.piddir, others))
+        step("unmount", lambda: nd.unmount_under(self.lc.workdir))
         for s in specs:
-            left += nd.remove_cgroup_root(nd.cgroup_root(self.net, s))
-            left += self._remove_host_files(s)
-        network.down(self.net)
+            step(f"cgroups of {s.name}", lambda s=s: nd.remove_cgroup_root(nd.cgroup_root(self.net, s)))
+            step(f"host files of {s.name}", lambda s=s: self._remove_host_files(s))
+        step("network", lambda: network.down(self.net))
         bin_file = self.lc.workdir / "node-bin"
         kube_proxy = Path(bin_file.read_text().strip()) / "kube-proxy" if bin_file.exists() else None
-        hoststate.restore(self.lc.workdir / "host-before.json", kube_proxy)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        step(
+            "host state", lambda: hoststate.restore(self.lc.workdir / "host-before.json", kube_proxy) and None
+        )
+        if not any(ln.startswith("unmount") or "/" in ln for ln in left):
+            shutil.rmtree(self.dir, ignore_errors=True)  # never rm -r through a mount that would not go
         return left
 
     def _remove_host_files(self, s: NodeSpec) -> list[str]:

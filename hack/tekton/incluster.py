@@ -10,6 +10,7 @@ flags the local Debian base. ``coschedule: workspaces`` (the affinity assistant)
 from __future__ import annotations
 
 import copy
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,26 @@ def install(kubectl: Any, images: dict[str, str], workdir: Path, timeout: float 
     ``kubectl(*args)`` runs kubectl against the cluster and raises on failure."""
     path = workdir / "tekton-release.yaml"
     path.write_text(yaml.safe_dump_all(release(images), sort_keys=False))
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
-    kubectl(
+    wait = (
         "-n", SYSTEM_NAMESPACE, "wait", "--for=condition=Available", f"--timeout={int(timeout)}s",
         *(f"deployment/{d}" for d in DEPLOYMENTS),
     )  # fmt: skip
+    try:
+        kubectl("-n", SYSTEM_NAMESPACE, "get", "deployment/tekton-pipelines-webhook")
+    except Exception:  # not installed yet
+        pass
+    else:
+        # Installed: its webhook validates Tekton's own ConfigMaps, so re-applying waits until it serves
+        # (after a cluster restart its pods come back on their own).
+        kubectl(*wait)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            kubectl("apply", "--server-side", "--force-conflicts", "-f", str(path))
+            break
+        except Exception as e:
+            # Available can be stale right after a restart while the webhook has no endpoint yet.
+            if "failed calling webhook" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(3)
+    kubectl(*wait)

@@ -2,12 +2,9 @@
 
 import os
 import socket
-import subprocess
-import sys
 
 from hack.certs import openssl
 from hack.localcluster import LocalCluster
-from hack.localcluster.binaries import REPO
 from hack.localcluster.certs import make_pki
 from hack.localcluster.procs import read_pid
 
@@ -58,26 +55,6 @@ def test_second_cluster_coexists_and_stops_cleanly(cluster, tmp_path):
         assert _gone(pid)
     assert all(_port_free(p) for p in ports)
     assert cluster.local.running()  # the session cluster is untouched
-
-
-def test_cli_up_on_a_running_cluster_restarts_nothing(real_cluster):
-    # The session's real cluster is laid out like .local/: `up` on it must keep every process.
-    root = real_cluster.workdir.parent
-    cli = [sys.executable, "-m", "hack.localcluster", "--dir", str(root)]
-    piddir = real_cluster.local.piddir
-    before = {p.name: p.read_text() for p in piddir.glob("*.pid")}
-    assert {"etcd.pid", "kube-apiserver.pid", "kubelet-local-node-1.pid", "kubelet-local-small.pid"} <= set(
-        before
-    )
-    assert {"containerd-local-node-1.pid", "kube-proxy.pid", "registry.pid"} <= set(before)
-
-    again = subprocess.run([*cli, "up"], cwd=REPO, capture_output=True, text=True)
-
-    assert again.returncode == 0, again.stderr
-    assert {p.name: p.read_text() for p in piddir.glob("*.pid")} == before  # nothing restarted
-    env = subprocess.run([*cli, "env"], cwd=REPO, capture_output=True, text=True)
-    assert f"export KUBECONFIG={root / 'kubeconfig'}" in env.stdout
-    assert f"export MODELPUSH_REGISTRY={real_cluster.registry}" in env.stdout
 
 
 def test_stale_pid_file_never_signals_another_process(tmp_path):

@@ -1,10 +1,13 @@
 """Stopping a cluster with real nodes puts the host back exactly as it was before the cluster started."""
 
 import json
+import subprocess
+import sys
 
 from kubernetes_asyncio import client
 
 from hack.localcluster import hoststate
+from hack.localcluster.binaries import REPO
 from tests.cluster.test_realnodes import bash_pod
 from tests.fixtures.cluster import wait_for_pod_phase
 
@@ -35,6 +38,9 @@ async def test_stop_restores_processes_mounts_cgroups_iptables_sysctls_and_links
         await core.create_namespaced_pod(real_namespace, spec)
     for name in ("disk", "small"):
         await wait_for_pod_phase(core, real_namespace, name, "Running")
+    # `make cluster-up` on the running cluster (same layout as .local/) keeps every process: checked here,
+    # before the stop, because after a restart Tekton's Deployments were seen not to come back in time.
+    _cli_up_restarts_nothing(real_cluster)
     during = hoststate.snapshot()
     assert during != real_cluster.host_before  # the nodes did change the host
 
@@ -47,3 +53,23 @@ async def test_stop_restores_processes_mounts_cgroups_iptables_sysctls_and_links
             assert after[key] == before, f"{key} not restored:\n{_diff(before, after[key])}"
     finally:
         real_cluster.start()  # the rest of the session keeps its cluster (same ports and certificates)
+
+
+def _cli_up_restarts_nothing(real_cluster):
+    # The session's real cluster is laid out like .local/: `up` on it must keep every process.
+    root = real_cluster.workdir.parent
+    cli = [sys.executable, "-m", "hack.localcluster", "--dir", str(root)]
+    piddir = real_cluster.local.piddir
+    before = {p.name: p.read_text() for p in piddir.glob("*.pid")}
+    assert {"etcd.pid", "kube-apiserver.pid", "kubelet-local-node-1.pid", "kubelet-local-small.pid"} <= set(
+        before
+    )
+    assert {"containerd-local-node-1.pid", "kube-proxy.pid", "registry.pid"} <= set(before)
+
+    again = subprocess.run([*cli, "up"], cwd=REPO, capture_output=True, text=True)
+
+    assert again.returncode == 0, again.stderr
+    assert {p.name: p.read_text() for p in piddir.glob("*.pid")} == before  # nothing restarted
+    env = subprocess.run([*cli, "env"], cwd=REPO, capture_output=True, text=True)
+    assert f"export KUBECONFIG={root / 'kubeconfig'}" in env.stdout
+    assert f"export MODELPUSH_REGISTRY={real_cluster.registry}" in env.stdout
