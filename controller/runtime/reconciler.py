@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -29,6 +30,7 @@ from controller.settings import Settings
 log = logging.getLogger("controller.reconcile")
 COMPONENT = "model-image-push-controller"
 MAX_PASSES = 4  # a reconcile re-decides after 409s and adoptions; bounded so a flapping object can't spin
+LOG_READ_RETRY_SECONDS = 1.0  # a progress read skipped because every log slot was busy: retry after 1-2 s
 Obj = dict[str, Any]
 
 
@@ -86,6 +88,9 @@ class Reconciler:
         self.now = clock
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(4)
+        # pods/log reads for progress go through the kubelet and can be slow: a few at a time, apart from the
+        # reconcile workers, so that a wave of due reads never holds every worker while new runs wait for pods
+        self._log_slots = asyncio.Semaphore(max(1, settings.max_concurrent_reconciles // 4))
         self.signing = SigningSecrets(api, settings)  # type: ignore[arg-type]  # signing (issue 13)
 
     async def reconcile(self, key: str) -> float | None:
@@ -153,7 +158,12 @@ class Reconciler:
             facts = await self.gather_facts(run)
             decision = decide(run, pod, self.now(), self.settings, facts)
         if decision.read_progress and pod is not None:
-            tail = await self._log_tail(run, pod)
+            if self._log_slots.locked():  # best effort: look again a little later instead of queueing here
+                later = LOG_READ_RETRY_SECONDS * (1.0 + random.random())
+                decision.requeue_after = min(decision.requeue_after or later, later)
+                return decision, facts
+            async with self._log_slots:
+                tail = await self._log_tail(run, pod)
             decision = decide(run, pod, self.now(), self.settings, facts, log_tail=tail)
         return decision, facts
 
