@@ -51,7 +51,13 @@ async def amain(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await ctl.start()
+    try:
+        await ctl.start()
+    except OSError as err:  # e.g. the metrics port is taken: one JSON line that says so, then exit 1
+        log.error("Could not start controller", extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
+        await ctl.stop(grace=0)
+        await client.close()
+        return 1
     log.info(
         "Started controller",
         extra={
