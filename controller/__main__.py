@@ -51,13 +51,7 @@ async def amain(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await ctl.start()
-    except OSError as err:  # e.g. the metrics port is taken: one JSON line that says so, then exit 1
-        log.error("Could not start controller", extra={"fields": {"error": f"{type(err).__name__}: {err}"}})
-        await ctl.stop(grace=0)
-        await client.close()
-        return 1
+    await ctl.start()
     log.info(
         "Started controller",
         extra={
@@ -66,7 +60,7 @@ async def amain(args: argparse.Namespace) -> int:
                 "namespaces": settings.namespaces or "all",
                 "work_image": settings.work_image,
                 "leader_election": settings.leader_election,
-                "metrics_port": ctl.server.port,
+                "metrics_port": settings.metrics_port,
             }
         },
     )

@@ -53,8 +53,10 @@ async def test_taken_metrics_port_ends_the_process_with_the_reason_logged(contro
         port = taken.getsockname()[1]
         ctl = await controllers(wait=False, MODELPUSH_METRICS_PORT=str(port))
         assert await exit_code(ctl) == 1
+    # the health server's root task ended; the supervisor says which and why, in one JSON line
     errors = [x for x in json_lines(ctl) if x["level"] == "error"]
-    assert errors and errors[-1]["msg"] == "Could not start controller", ctl.logs()[-2000:]
+    assert errors and errors[-1]["msg"] == "Stopping controller: a root task ended", ctl.logs()[-2000:]
+    assert errors[-1]["error"].startswith("health server failed: OSError")
     assert "address already in use" in errors[-1]["error"].lower()
     assert "Traceback" not in ctl.logs()
 
