@@ -8,15 +8,33 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInput
+from .errors import AuthError, InvalidInput
 
 _CHALLENGE_PARAM = re.compile(r'(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
 @dataclass(frozen=True)
 class Credentials:
+    """A username and password, or a password read from `password_file` at each use.
+
+    The file form carries a projected ServiceAccount token: the kubelet rotates it in place, so it is
+    read again for every token request instead of once at start.
+    """
+
     username: str
-    password: str
+    password: str = ""
+    password_file: Path | None = None
+
+    def secret(self) -> str:
+        if self.password_file is None:
+            return self.password
+        try:
+            return self.password_file.read_text().strip()
+        except OSError as exc:
+            raise AuthError(f"cannot read the token file {self.password_file}: {exc}") from exc
+
+    def __repr__(self) -> str:  # never print a secret, even in a traceback
+        return f"Credentials(username={self.username!r})"
 
 
 @dataclass(frozen=True)

@@ -52,3 +52,7 @@ class UploadInterrupted(RegistryError):
 
 class TransientError(RegistryError):
     """A retryable failure (5xx, 429, connection reset) on a request without a body to resume."""
+
+
+class BlobTooLarge(RegistryError):
+    """The registry refused a blob for its size (a per-layer limit), even in the smallest chunks."""
