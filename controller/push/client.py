@@ -52,7 +52,8 @@ def sha256_digest(data: bytes) -> str:
 class RegistryClient:
     """Async client for several registries at once; use as `async with RegistryClient(opts) as c:`.
 
-    `uploads` maps a registry host to its `UploadStrategy` (the `upload` param); others stream.
+    `uploads` maps a registry host (or "*", every other host) to its `UploadStrategy` (the `upload`
+    param); without one, blobs stream in one PATCH.
     """
 
     def __init__(
@@ -262,7 +263,7 @@ class RegistryClient:
         label: str = "",
     ) -> None:
         """Upload a blob with the host's strategy (`chunk_size` > 0 forces chunks of that size)."""
-        strategy = self.uploads.get(host) or UploadStrategy()
+        strategy = self.uploads.get(host) or self.uploads.get("*") or UploadStrategy()
         if chunk_size > 0 and strategy.mode == "streamed":
             strategy = UploadStrategy("chunked", chunk_size)
         await self.uploader.upload_blob(

@@ -50,15 +50,18 @@ class UploadStrategy:
         mode, _, size = text.strip().partition(":")
         if mode in ("streamed", "monolithic") and not size:
             return cls(mode)  # type: ignore[arg-type]
+        n = 0
         if mode == "chunked":
             try:
                 n = parse_size(size)
-            except ValueError as exc:
-                raise InvalidInput(f"upload {text!r}: chunked needs a size, e.g. chunked:4Mi") from exc
-            if n <= 0:
-                raise InvalidInput(f"upload {text!r}: the chunk size must be positive")
-            return cls("chunked", n)
-        raise InvalidInput(f"upload {text!r}: expected streamed, chunked:<size> or monolithic")
+            except ValueError:
+                n = 0
+        if n <= 0:
+            raise InvalidInput(
+                f"upload {text!r}: expected streamed, chunked:<size> with a positive size (e.g. "
+                "chunked:4Mi) or monolithic"
+            )
+        return cls("chunked", n)
 
     def __str__(self) -> str:
         return f"chunked:{self.chunk_size}" if self.mode == "chunked" else self.mode

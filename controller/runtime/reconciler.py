@@ -13,12 +13,13 @@ from pydantic import ValidationError
 
 from controller.kube.api import Api
 from controller.kube.client import ApiError
+from controller.kube.credentials import credential_secrets
 from controller.kube.informer import Informer
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
 from controller.logic.params import defaults_from_spec
 from controller.logic.patch import merge_patch
-from controller.logic.pod import AUTH_KEY, CA_KEYS, Facts, PvcInfo, workspace_claims
+from controller.logic.pod import AUTH_KEYS, CA_KEYS, Facts, PvcInfo, workspace_claims
 from controller.model.customrun import CustomRun
 from controller.model.params import is_object_name
 from controller.obs.metrics import Metrics
@@ -155,10 +156,24 @@ class Reconciler:
         def named(param: str) -> Any:
             return params.get(param) or (defaults or {}).get(param)
 
-        secret_state = await _key_state(self.api.get_secret, ns, named("registry-secret"), (AUTH_KEY,))
+        secret_state = await _key_state(self.api.get_secret, ns, named("registry-secret"), AUTH_KEYS)
         ca_state = await _key_state(self.api.get_configmap, ns, named("ca-bundle"), CA_KEYS)
+        # registries issue: the explicit Secret and the ServiceAccount's credentials, in precedence order
+        explicit = named("registry-secret")
+        sa = self.settings.pod_service_account or run.spec.service_account_name or "default"
+        creds = await credential_secrets(
+            self.api,
+            ns,
+            explicit.strip() if isinstance(explicit, str) and secret_state in AUTH_KEYS else None,
+            sa,
+        )
         return Facts(
-            pvcs=pvcs, secret=secret_state, ca_bundle=ca_state, defaults=defaults, defaults_missing=missing
+            pvcs=pvcs,
+            secret=secret_state,
+            ca_bundle=ca_state,
+            defaults=defaults,
+            defaults_missing=missing,
+            credentials=creds,
         )
 
     async def _pvc_info(self, pvc: dict[str, Any]) -> PvcInfo:
