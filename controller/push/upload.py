@@ -155,6 +155,9 @@ class Uploader:
         new_loc = self.session.absolute(host, resp.headers.get("Location", location))
         if not rng:
             return 0, new_loc
+        if rng.strip() == "0-0":
+            # distribution says "0-0" both for nothing received and for one byte: start a fresh session.
+            return None
         try:
             end = int(rng.split("-")[-1])
         except ValueError:

@@ -1,0 +1,94 @@
+"""A push that outlives its registry bearer token renews it and finishes without resending anything.
+
+The token service issues tokens that work 20 s at the registry; a throttled link makes the push last
+over a minute. Before the fix the client kept its first token until the registry refused it, which
+cut the upload's connection mid-body and sent it through resume (or failed); now it renews ahead of
+expiry, so no request is refused and no byte is sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from controller.push.auth import Credentials
+from controller.push.build import build_image
+from controller.push.client import ClientOptions, RegistryClient
+from controller.push.reference import parse_reference
+from hack.registry import LocalRegistry
+
+from .faultproxy import FaultProxy
+from .tokenserver import TokenServer
+
+pytestmark = pytest.mark.registry
+
+LIFETIME = 20
+FILE_SIZE = 32 << 20
+RATE = 1.5 * (1 << 20)  # 3 files x 32 MiB at 1.5 MiB/s: about 64 s, three token lifetimes
+
+
+@pytest.fixture(scope="module")
+async def short_tokens(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[tuple[TokenServer, LocalRegistry]]:
+    work = tmp_path_factory.mktemp("short-tokens")
+    server = TokenServer(work / "auth", {"bob": "hunter2"}, lifetime=LIFETIME)
+    await server.start()
+    reg = LocalRegistry(work / "registry", token_auth=server.registry_config())
+    await reg.start()
+    try:
+        yield server, reg
+    finally:
+        await reg.stop()
+        await server.stop()
+
+
+@pytest.mark.parametrize(
+    ("sendfile", "chunk_size"), [(False, 8 << 20), (True, 0)], ids=["chunked-patch", "streamed-sendfile"]
+)
+async def test_push_outlives_token(
+    short_tokens: tuple[TokenServer, LocalRegistry],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sendfile: bool,
+    chunk_size: int,
+) -> None:
+    server, reg = short_tokens
+    ctx = tmp_path / "model"
+    ctx.mkdir()
+    for i in range(3):
+        block = hashlib.sha256(f"{i}{sendfile}".encode()).digest() * (1 << 15)  # 1 MiB
+        (ctx / f"part-{i}.bin").write_bytes(block * (FILE_SIZE >> 20))
+    proxy = FaultProxy(reg.port, rate=RATE)
+    await proxy.start()
+    before = len(server.issued)
+    try:
+        opts = ClientOptions(
+            insecure=frozenset([proxy.host, reg.host]),
+            credentials={proxy.host: Credentials("bob", "hunter2")},
+        )
+        async with RegistryClient(opts) as client:
+            client.use_sendfile = sendfile
+            repo = f"refresh/{'sendfile' if sendfile else 'chunked'}"
+            res = await build_image(
+                client, ctx, parse_reference(f"{proxy.host}/{repo}:v1"), chunk_size=chunk_size
+            )
+            raw, _, digest = await client.get_manifest(proxy.host, repo, "v1")
+    finally:
+        await proxy.stop()
+    assert digest == res.digest
+    assert sorted(layer["size"] for layer in json.loads(raw)["layers"])[-1] > FILE_SIZE
+    events = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    kinds = [e["event"] for e in events]
+    push_tokens = [c for c in server.issued[before:] if any("push" in a["actions"] for a in c["access"])]
+    # The push outlived several tokens, and each renewal happened before the registry refused one.
+    assert len(push_tokens) >= 3, push_tokens
+    assert "token-refresh" in kinds
+    # Nothing was resent: no retry, no resume from the registry's offset, no blob restarted.
+    assert not {"retry", "resume", "restart"} & set(kinds), [e for e in events if e["event"] != "progress"]
+    # Every byte crossed the link once: three files (plus tar headers), a config and a manifest.
+    assert proxy.total < 3 * FILE_SIZE + (1 << 20)
