@@ -74,6 +74,14 @@ def ref_host(ref: str) -> str:
     return _strip_docker(ref).split("/", 1)[0]
 
 
+def _items(value: Any) -> tuple[str, ...]:
+    """A list param given as an array or as comma/space separated text."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else re.split(r"[,\s]+", _as_text(value))
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
 def _chunk(strategy: str) -> int:
     return parse_quantity(strategy.split(":", 1)[1])
 
@@ -132,10 +140,7 @@ class PushParams(BaseModel):
     @field_validator("upload", mode="before")
     @classmethod
     def _upload(cls, value: Any) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        items = value if isinstance(value, list) else re.split(r"[,\s]+", _as_text(value))
-        out = tuple(str(item).strip() for item in items if str(item).strip())
+        out = _items(value)
         for item in out:
             m = _UPLOAD_ITEM.match(item)
             if not m or (m.group("strategy").startswith("chunked:") and _chunk(m.group("strategy")) <= 0):
@@ -191,10 +196,7 @@ class PushParams(BaseModel):
     @field_validator("insecure_registries", mode="before")
     @classmethod
     def _insecure(cls, value: Any) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        items = value if isinstance(value, list) else re.split(r"[,\s]+", _as_text(value))
-        hosts = tuple(str(item).strip() for item in items if str(item).strip())
+        hosts = _items(value)
         for host in hosts:
             if not _HOSTPORT.match(host):
                 raise ValueError(f"{host!r} is not host[:port]")

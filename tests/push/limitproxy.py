@@ -14,6 +14,8 @@ import json
 import aiohttp
 from aiohttp import web
 
+from tests.support.loopback import serve_app
+
 
 class LimitProxy:
     def __init__(self, upstream: str, request_limit: int = 0, blob_limit: int = 0) -> None:
@@ -33,11 +35,7 @@ class LimitProxy:
         self._client = aiohttp.ClientSession(auto_decompress=False)
         app = web.Application(client_max_size=0)
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -16,7 +16,7 @@ from controller.push.errors import AuthError
 from controller.push.reference import parse_reference
 from hack.registry import LocalRegistry
 
-from .tokenserver import TokenServer
+from .tokenserver import TokenServer, token_registry
 
 pytestmark = pytest.mark.registry
 
@@ -27,14 +27,8 @@ async def token_setup(
 ) -> AsyncIterator[tuple[TokenServer, LocalRegistry]]:
     work = tmp_path_factory.mktemp("token")
     server = TokenServer(work / "auth", {"bob": "hunter2"}, expired_first=1)
-    await server.start()
-    reg = LocalRegistry(work / "registry", token_auth=server.registry_config())
-    await reg.start()
-    try:
+    async with token_registry(work, server) as reg:
         yield server, reg
-    finally:
-        await reg.stop()
-        await server.stop()
 
 
 def _model(tmp: Path) -> Path:

@@ -22,7 +22,7 @@ from controller.push.reference import parse_reference
 from hack.registry import LocalRegistry
 
 from .faultproxy import FaultProxy
-from .tokenserver import TokenServer
+from .tokenserver import TokenServer, token_registry
 
 pytestmark = pytest.mark.registry
 
@@ -37,14 +37,8 @@ async def short_tokens(
 ) -> AsyncIterator[tuple[TokenServer, LocalRegistry]]:
     work = tmp_path_factory.mktemp("short-tokens")
     server = TokenServer(work / "auth", {"bob": "hunter2"}, lifetime=LIFETIME)
-    await server.start()
-    reg = LocalRegistry(work / "registry", token_auth=server.registry_config())
-    await reg.start()
-    try:
+    async with token_registry(work, server) as reg:
         yield server, reg
-    finally:
-        await reg.stop()
-        await server.stop()
 
 
 @pytest.mark.parametrize(
@@ -75,7 +69,12 @@ async def test_push_outlives_token(
             client.use_sendfile = sendfile
             repo = f"refresh/{'sendfile' if sendfile else 'chunked'}"
             res = await build_image(
-                client, ctx, parse_reference(f"{proxy.host}/{repo}:v1"), chunk_size=chunk_size
+                client,
+                ctx,
+                parse_reference(f"{proxy.host}/{repo}:v1"),
+                chunk_size=chunk_size,
+                # one file after the other, so body-carrying requests start long after the first token
+                concurrency=1,
             )
             raw, _, digest = await client.get_manifest(proxy.host, repo, "v1")
     finally:

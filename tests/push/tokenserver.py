@@ -15,12 +15,15 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
 
 from hack.certs import RSA_2048, new_key, openssl, self_signed_cert
+from hack.registry import LocalRegistry
+from tests.support.loopback import serve_app
 
 SERVICE = "model-image-push-test"
 ISSUER = "model-image-push-test-issuer"
@@ -70,11 +73,7 @@ class TokenServer:
         await asyncio.to_thread(self._make_key)
         app = web.Application()
         app.router.add_get("/token", self._token)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -122,3 +121,16 @@ class TokenServer:
         }
         self.issued.append(claims)
         return web.json_response({"token": self._sign(claims), "expires_in": self.lifetime})
+
+
+@asynccontextmanager
+async def token_registry(work: Path, server: TokenServer) -> AsyncIterator[LocalRegistry]:
+    """`server` started, and a docker-registry under `work` that takes its tokens; both stopped after."""
+    await server.start()
+    reg = LocalRegistry(work / "registry", token_auth=server.registry_config())
+    try:
+        await reg.start()
+        yield reg
+    finally:
+        await reg.stop()
+        await server.stop()
