@@ -9,6 +9,11 @@ import pytest
 
 from controller.logic import credentials as c
 from controller.logic.credentials import SecretInfo
+from controller.logic.params import validate_params
+from controller.logic.pod import Facts, PvcInfo, build_pod
+from controller.model.params import PushParams
+from controller.settings import Settings
+from tests.unit.controller.helpers import run
 
 
 def _b64(doc: object) -> str:
@@ -140,3 +145,52 @@ def test_mounts_projected_read_only_with_token() -> None:
 
 def test_no_credentials_no_volume() -> None:
     assert c.mounts([], []) == c.CredentialMounts(None, None, [])
+
+
+# ---- the pod the controller plans (controller/logic/pod.py's credentials hook)
+
+
+OPENSHIFT = "image-registry.openshift-image-registry.svc:5000"
+PVCS = {"model-pvc": PvcInfo("model-pvc", ("ReadWriteOnce",), None)}
+
+
+def _pod(params: dict, found: tuple[SecretInfo, ...] | None) -> dict:
+    p = validate_params({"source": "dir:///workspace/model", **params})
+    assert isinstance(p, PushParams), p
+    facts = Facts(pvcs=PVCS, credentials=found, secret=".dockerconfigjson")
+    return build_pod(run(), p, 1, Settings(leader_election=False), facts, None).manifest
+
+
+def test_openshift_registry_gets_a_projected_token_and_no_automount() -> None:
+    m = _pod({"image": f"{OPENSHIFT}/team/model:v1"}, ())
+    spec, container = m["spec"], m["spec"]["containers"][0]
+    assert spec["automountServiceAccountToken"] is False
+    vol = next(v for v in spec["volumes"] if v["name"] == "registry-auth")
+    assert vol["projected"]["sources"] == [
+        {"serviceAccountToken": {"path": c.TOKEN_PATH, "expirationSeconds": c.TOKEN_SECONDS}}
+    ]
+    args = container["args"]
+    assert args[args.index("--registry-token") + 1] == f"{OPENSHIFT}=/etc/modelpush/auth/serviceaccount/token"
+    assert all("token" not in str(e.get("value", "")) for e in container.get("env", []))
+
+
+def test_secret_auth_has_no_token_and_sa_secrets_only_for_needed_hosts() -> None:
+    found = (SA_BASIC, SA_CFG, PULL)
+    m = _pod({"image": "quay.io/acme/m:v1", "registry-auth": "secret"}, found)
+    vol = next(v for v in m["spec"]["volumes"] if v["name"] == "registry-auth")
+    assert [s["secret"]["name"] for s in vol["projected"]["sources"]] == ["sa-basic"]
+    mount = next(v for v in m["spec"]["containers"][0]["volumeMounts"] if v["name"] == "registry-auth")
+    assert mount["readOnly"] is True
+
+
+def test_upload_param_and_settings_reach_the_pod() -> None:
+    m = _pod({"image": "ghcr.io/acme/m:v1", "upload": "q.io=monolithic"}, ())
+    args = m["spec"]["containers"][0]["args"]
+    ups = [args[i + 1] for i, a in enumerate(args) if a == "--upload"]
+    assert ups == ["ghcr.io=chunked:4Mi", "q.io=monolithic"]  # the setting for the host used, then the param
+
+
+@pytest.mark.parametrize("value", ["chunked", "fast", "q.io=chunked:0", "=streamed"])
+def test_upload_param_invalid(value: str) -> None:
+    got = validate_params({"source": "dir:///workspace/model", "image": "q.io/a/b:1", "upload": value})
+    assert not isinstance(got, PushParams)
