@@ -359,7 +359,7 @@ class Uploader:
         text = errtext(content)
         if status == 400 and "DIGEST_INVALID" in text:
             raise DigestMismatch(f"registry computed a different digest than {digest} (source changed?)")
-        if status == 413 and source is not None:
+        if status in (413, 416) and source is not None:
             raise _RequestTooLarge(status, size, text)
         if status == 413 or any(m in text.lower() for m in _TOO_LARGE_MARKERS):
             raise _too_large(host, label, size, f"{status} {text}")

@@ -1,10 +1,11 @@
 """An HTTP reverse proxy in front of a real registry that enforces size limits as hosted registries do.
 
-`request_limit`: a PATCH/PUT body over this many bytes gets 413 (GHCR's 4 MiB per request, nginx's
-`client_max_body_size`). `blob_limit`: an upload reaching past this offset gets 413 with a
-`SIZE_INVALID` error (Quay's `MAXIMUM_LAYER_SIZE`). Everything else goes to the registry unchanged,
-Host header included, so the registry's Location URLs point back at the proxy. A refused body is read
-to the end first, so the client sees the 413 rather than a reset connection.
+`request_limit`: a PATCH/PUT body over this many bytes gets `status` (413 as GHCR's 4 MiB per
+request and nginx's `client_max_body_size` answer; some registries say 416). `blob_limit`: an upload
+reaching past this offset gets 413 with a `SIZE_INVALID` error (Quay's `MAXIMUM_LAYER_SIZE`).
+Everything else goes to the registry unchanged, Host header included, so the registry's Location URLs
+point back at the proxy. A refused body is read to the end first, so the client sees the refusal
+rather than a reset connection.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from tests.support.loopback import serve_app
 
 
 class LimitProxy:
-    def __init__(self, upstream: str, request_limit: int = 0, blob_limit: int = 0) -> None:
+    def __init__(self, upstream: str, request_limit: int = 0, blob_limit: int = 0, status: int = 413) -> None:
         self.upstream = upstream
+        self.status = status
         self.request_limit = request_limit
         self.blob_limit = blob_limit
         self.refused: list[tuple[str, int]] = []  # (method, body length) of every 413
@@ -49,7 +51,7 @@ class LimitProxy:
         length = request.content_length or 0
         if self.request_limit and length > self.request_limit:
             self.refused.append((request.method, length))
-            return web.Response(status=413, text="413 Request Entity Too Large")
+            return web.Response(status=self.status, text=f"{self.status} request too large")
         start = 0
         rng = request.headers.get("Content-Range", "")
         if rng:
