@@ -11,7 +11,7 @@ Sync equivalents `start_sync()` / `stop_sync()` exist for scripts. Attributes: `
 `url`, `ca_file` (with tls), `root`. With `tls=True` a self-signed CA + server certificate for 127.0.0.1
 is made with openssl; with `htpasswd={"user": "password"}` Basic auth is enabled (bcrypt hashes).
 
-CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret]` prints host:port and runs
+CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret] [--kind ggcr]` prints host:port and runs
 until killed.
 """
 
@@ -218,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
         "--tls", action="store_true", help="self-signed TLS (CA written to DIR/certs/ca/ca.crt)"
     )
     serve.add_argument("--user", action="append", default=[], metavar="USER:PASSWORD", help="htpasswd user")
+    serve.add_argument("--kind", choices=KINDS, default="docker-registry", help="registry implementation")
     args = parser.parse_args(argv)
     users = dict(u.split(":", 1) for u in args.user) or None
-    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users)
+    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users, kind=args.kind)
     reg.start_sync()
     print(reg.host, flush=True)
     stop = False
