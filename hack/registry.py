@@ -11,8 +11,8 @@ Sync equivalents `start_sync()` / `stop_sync()` exist for scripts. Attributes: `
 `url`, `ca_file` (with tls), `root`. With `tls=True` a self-signed CA + server certificate for 127.0.0.1
 is made with openssl; with `htpasswd={"user": "password"}` Basic auth is enabled (bcrypt hashes).
 
-CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret] [--kind ggcr]` prints host:port and runs
-until killed.
+CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret] [--kind ggcr]` prints
+host:port and runs until killed.
 """
 
 from __future__ import annotations
