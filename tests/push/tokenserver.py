@@ -124,10 +124,12 @@ class TokenServer:
 
 
 @asynccontextmanager
-async def token_registry(work: Path, server: TokenServer) -> AsyncIterator[LocalRegistry]:
-    """`server` started, and a docker-registry under `work` that takes its tokens; both stopped after."""
+async def token_registry(
+    work: Path, server: TokenServer, kind: str = "docker-registry"
+) -> AsyncIterator[LocalRegistry]:
+    """`server` started, and a registry under `work` that takes its tokens; both stopped after."""
     await server.start()
-    reg = LocalRegistry(work / "registry", token_auth=server.registry_config())
+    reg = LocalRegistry(work / "registry", token_auth=server.registry_config(), kind=kind)
     try:
         await reg.start()
         yield reg
