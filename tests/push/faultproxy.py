@@ -5,7 +5,8 @@ over all connections), the connection carrying byte N is cut (both directions, R
 With `cut_before=b"PATCH "` the cut happens instead just before the next request starting with that
 marker once N bytes have passed, so the registry sees none of that request (a stale connection).
 With `rate=B` client-to-server traffic is throttled to about B bytes per second over all connections
-(a slow link, so a push outlives its registry token).
+(a slow link, so a push outlives its registry token). `unauthorized` counts the 401 answers that came
+back through the proxy.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class FaultProxy(LoopbackServer):
         self.dropped = 0
         self.total = 0  # client-to-server bytes over all connections
         self.rate = rate
+        self.unauthorized = 0
         self._started = 0.0
         self._tasks: set[asyncio.Task] = set()
 
@@ -75,6 +77,8 @@ class FaultProxy(LoopbackServer):
                     if upstream:
                         self.total += len(data)
                         await self._throttle()
+                    else:
+                        self.unauthorized += data.count(b"HTTP/1.1 401 ")
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
