@@ -1,3 +1,3 @@
-"""Root conftest: loads the shared fixture plugins (registry, local cluster)."""
+"""Root conftest: loads the shared fixture plugins (registry, local cluster, cosign)."""
 
-pytest_plugins = ["tests.fixtures.registry", "tests.fixtures.cluster"]
+pytest_plugins = ["tests.fixtures.registry", "tests.fixtures.cluster", "tests.fixtures.cosign"]

@@ -10,7 +10,7 @@ import json
 import os
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator
@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     retry_delay_seconds: float = 0.0
     default_timeout_seconds: float = 3600.0  # Tekton: nil timeout means 60 minutes
     image_pull_grace_seconds: float = 300.0  # ErrImagePull/ImagePullBackOff this long fails the attempt
+    # signing (cosign key Secret in Tekton Chains' layout; see controller/logic/signing.py)
+    sign_all: bool = False  # sign every run unless its param `sign` is false
+    signing_secret_name: str = "signing-secrets"
+    signing_secret_namespace: str = ""  # empty: the controller's namespace (LEASE_NAMESPACE)
+    require_signature: bool = True  # a push whose signing failed fails the run (SigningFailed)
+    signature_storage: Literal["tag", "referrers", "both"] = "tag"
+    rekor_url: str | None = None  # also log signatures in this Rekor (untested: no log reachable here)
     # process
     max_concurrent_reconciles: int = 8
     resync_seconds: float = 300.0

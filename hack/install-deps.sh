@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo buildah openssl)
+APT_PACKAGES=(docker-registry skopeo buildah openssl busybox-static)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -31,4 +31,7 @@ bash hack/build-registries.sh >/dev/null
 if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
   bash hack/tekton/build.sh >/dev/null  # Tekton pipelines controller for tests/tekton (~4 min cold)
+  bash hack/build-cosign.sh >/dev/null  # the real cosign, which verifies our signatures (~3 min cold)
+  bash hack/build-referrers-registry.sh >/dev/null  # ggcr's registry with the OCI 1.1 referrers API (seconds)
 fi
+bash hack/build-modctl.sh >/dev/null  # modctl, the ModelPack consumer in tests/push/test_modelpack.py (~1 min cold)

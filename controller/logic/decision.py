@@ -19,6 +19,7 @@ from controller.logic.eviction import is_storage_eviction, next_request, parse_e
 from controller.logic.params import ParamsError, raw_params, validate_params
 from controller.logic.pod import CA_KEYS, CONTAINER, Facts, PlanError, build_pod
 from controller.logic.results import parse_failure, parse_success
+from controller.logic.signing import signing_outcome, signing_results
 from controller.model.customrun import CANCELLED, CustomRun
 from controller.model.params import PushParams
 from controller.model.quantity import format_quantity, parse_duration
@@ -354,12 +355,22 @@ def _observe_pod(
             {"name": "IMAGE_SIZE", "value": str(result.size)},
             {"name": "LAYERS", "value": str(result.layers)},
         ]
+        if result.index_digest:  # issue 12: format both; IMAGE_DIGEST stays the runnable image
+            b.status["results"].append({"name": "IMAGE_INDEX_DIGEST", "value": result.index_digest})
         b.extra.update(
             bytesUploaded=result.bytes_uploaded,
             bytesSkipped=result.bytes_skipped,
             pushSeconds=result.seconds,
         )
         msg = f"Pushed {result.url} ({result.size} bytes, {result.layers} layers)"
+        # signing (issue 13): refs as results; a failed signing keeps the results, reason SigningFailed
+        b.status["results"] += signing_results(result)
+        failed = signing_outcome(result.signing_error, settings.require_signature)
+        if failed is not None:
+            status, reason = failed
+            msg = f"{msg}, but signing failed: {result.signing_error}"
+            outcome = "succeeded" if status == "True" else "failed"
+            return _final(b, reason, msg, outcome, params.resolved_mode, result.bytes_uploaded)
         return _final(b, "Succeeded", msg, "succeeded", params.resolved_mode, result.bytes_uploaded)
     if phase == "Failed":
         reason, message = status.get("reason"), status.get("message") or ""

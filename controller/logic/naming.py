@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "model-image-push"
@@ -30,3 +31,15 @@ def label_value(text: str) -> str:
         return text
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     return f"{text[: MAX_NAME - 9].rstrip('-._')}-{digest}"
+
+
+def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict[str, Any]:
+    """The controlling ownerReference of what a run owns (its pods, its per-run Secret)."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from controller.model.customrun import CustomRun
-from controller.model.params import MODES, PARAM_HELP, PushParams
+from controller.model.params import FORMATS, MODES, PARAM_HELP, PushParams
 
 ALLOWED = tuple(sorted(PARAM_HELP))
 
@@ -65,6 +65,8 @@ def validate_params(raw: dict[str, Any]) -> PushParams | ParamsError:
             msg = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "literal_error" and name == "mode":
                 msg = f"must be one of {', '.join(MODES)}"
+            if err["type"] == "literal_error" and name == "format":
+                msg = f"must be one of {', '.join(FORMATS)}"
             shown = _show(raw.get(name))
             problems.append(f"param {name!r} has value {shown}: {msg} (allowed: {PARAM_HELP[name]})")
     if params is not None:
@@ -92,6 +94,24 @@ def _consistency(p: PushParams) -> list[str]:
         out.append(f"param 'base' has value {p.base!r}: base only applies to the build and buildah modes")
     if p.containerfile and mode != "buildah":
         out.append(f"param 'containerfile' has value {p.containerfile!r}: only applies to the buildah mode")
+    if p.image == "none":
+        out.append("param 'image' has value 'none': give a destination image reference")
+    # issue 12: the format and the model metadata are written by the native builder only
+    build_only = {
+        "format": p.format != "modelcar",
+        "model-name": p.model_name,
+        "model-version": p.model_version,
+    }
+    build_only |= {
+        "model-family": p.model_family,
+        "source-url": p.source_url,
+        "source-revision": p.source_revision,
+    }
+    for name, given in build_only.items():
+        if given and mode != "build":
+            out.append(f"param {name!r}: only applies to the build mode (mode is {mode!r})")
+    if p.format == "modelpack" and p.base and p.base != "none":
+        out.append(f"param 'base' has value {p.base!r}: a ModelPack artifact has no base (use format both)")
     if p.storage and mode not in ("buildah", "skopeo"):
         out.append(f"param 'storage' has value {p.storage!r}: only applies to the buildah and skopeo modes")
     return out

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from controller.logic import credentials, naming
+from controller.logic.signing import add_signing, signing_wanted
 from controller.logic.sizing import NATIVE_MODES, resources
 from controller.model.customrun import CustomRun
 from controller.model.params import PushParams, ref_host
@@ -189,12 +190,13 @@ def _args(
         args = ["build", "--context", params.source_path or "", "--image", params.image]
         if params.base:
             args += ["--base", params.base]
+        args += _build_meta_args(params)
     elif mode == "copy":
         args = ["copy", params.source_ref or "", params.image]
     elif mode == "buildah":
         args = ["buildah", "--context", params.source_path or "", "--image", params.image]
         args += ["--storage", storage_root or ""]
-        if params.base:
+        if params.base and params.base != "none":  # none: the generated Containerfile's FROM scratch
             args += ["--base", params.base]
         if params.containerfile:
             cf = params.containerfile
@@ -211,6 +213,22 @@ def _args(
     if params.ca_bundle:  # all modes: the compat wrappers turn it into buildah/skopeo --cert-dir
         args += ["--ca-file", f"{CA_DIR}/{ca_key(facts)}"]
     args += ["--result-file", TERMINATION_PATH]
+    return args
+
+
+def _build_meta_args(params: PushParams) -> list[str]:
+    """issue 12 (kserve-modelpack): --format and the metadata flags of the native builder."""
+    args = ["--format", params.format] if params.format != "modelcar" else []
+    flags = {
+        "--model-name": params.model_name,
+        "--model-version": params.model_version,
+        "--model-family": params.model_family,
+        "--source-url": params.source_url,
+        "--revision": params.source_revision,
+    }
+    for flag, value in flags.items():
+        if value:
+            args += [flag, value]
     return args
 
 
@@ -334,16 +352,11 @@ def build_pod(
             "labels": labels,
             "annotations": {"modelpush.dev/customrun": run.metadata.name},
             "ownerReferences": [
-                {
-                    "apiVersion": run.api_version,
-                    "kind": run.kind,
-                    "name": run.metadata.name,
-                    "uid": run.metadata.uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
+                naming.owner_reference(run.api_version, run.kind, run.metadata.name, run.metadata.uid)
             ],
         },
         "spec": spec,
     }
+    if signing_wanted(params, settings):  # signing (issue 13): key Secret mount and --sign-* flags
+        add_signing(manifest, run, settings)
     return PodPlan(name, attempt, mode, res.ephemeral_storage, manifest)

@@ -16,6 +16,8 @@ from controller.model.quantity import parse_quantity
 
 Mode = Literal["auto", "build", "copy", "buildah", "skopeo"]
 Storage = Literal["workspace", "ephemeral"]
+Format = Literal["modelcar", "modelpack", "both"]
+FORMATS = ("modelcar", "modelpack", "both")
 MODES = ("auto", "build", "copy", "buildah", "skopeo")
 
 # host[:port]/path[:tag][@digest]; the host part must contain a dot or colon or be localhost (like docker)
@@ -34,7 +36,8 @@ PARAM_HELP: dict[str, str] = {
     "source": "dir://<absolute path inside a workspace, e.g. /workspace/model> or docker://<image reference>",
     "image": "the destination image reference host[:port]/repo[:tag], e.g. quay.io/acme/model:v1",
     "mode": "one of auto, build, copy, buildah, skopeo",
-    "base": "a base image reference host[:port]/repo[:tag] (build and buildah modes only)",
+    "base": "none (model files only), or a base image reference host[:port]/repo[:tag] (build and buildah "
+    "modes; build without it adds a static busybox layer so KServe can run the image)",
     "containerfile": "a path to a Containerfile inside the context directory (buildah mode only)",
     "ephemeral-storage": "a Kubernetes quantity such as 512Mi or 20Gi",
     "model-size": "a Kubernetes quantity such as 48Gi (the model's size, used to size buildah/skopeo pods)",
@@ -51,6 +54,14 @@ PARAM_HELP: dict[str, str] = {
     "tolerations": 'a JSON array of pod tolerations, e.g. [{"key": "k", "operator": "Exists"}]',
     "tls-verify": "true or false",
     "storage": "workspace (buildah/skopeo storage on the workspace PVC) or ephemeral (pod-local storage)",
+    # issue 12 (kserve-modelpack): output format and image metadata, build mode only
+    "format": "modelcar (an image), modelpack (a CNCF ModelPack artifact) or both (one index holding both)",
+    "model-name": "the model's name, e.g. mistral-small-24b (annotations, ModelPack descriptor)",
+    "model-version": "the model's version, e.g. 2501",
+    "model-family": "the model's family, e.g. mistral (default: model_type from config.json)",
+    "source-url": "where the model comes from, e.g. https://huggingface.co/org/model (image.source)",
+    "source-revision": "the model's source revision, e.g. a commit (image.revision)",
+    "sign": "true or false (sign the pushed image and attach SLSA provenance with the cluster's cosign key)",
 }
 
 
@@ -113,6 +124,13 @@ class PushParams(BaseModel):
     tolerations: tuple[dict[str, Any], ...] = ()
     tls_verify: bool = Field(default=True, alias="tls-verify")
     storage: Storage | None = None
+    format: Format = "modelcar"
+    model_name: str | None = Field(default=None, alias="model-name")
+    model_version: str | None = Field(default=None, alias="model-version")
+    model_family: str | None = Field(default=None, alias="model-family")
+    source_url: str | None = Field(default=None, alias="source-url")
+    source_revision: str | None = Field(default=None, alias="source-revision")
+    sign: bool | None = None  # None: the SIGN_ALL setting decides (issue 13)
 
     @field_validator("source", mode="before")
     @classmethod
@@ -135,6 +153,8 @@ class PushParams(BaseModel):
     def _ref(cls, value: Any) -> str | None:
         if value is None or value == "":
             return None
+        if value == "none":  # base: none, a bare image (the ref pattern cannot match it)
+            return "none"
         return check_image_ref(_as_text(value))
 
     @field_validator("upload", mode="before")
@@ -155,7 +175,19 @@ class PushParams(BaseModel):
     def _registry_auth(cls, value: Any) -> str:
         return _as_text(value).strip().lower() or "auto"
 
-    @field_validator("mode", "storage", mode="before")
+    @field_validator(
+        "model_name", "model_version", "model_family", "source_url", "source_revision", mode="before"
+    )
+    @classmethod
+    def _label(cls, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        text = _as_text(value).strip()
+        if len(text) > 256 or any(ord(c) < 32 for c in text):
+            raise ValueError("must be one line of at most 256 characters")
+        return text
+
+    @field_validator("mode", "storage", "format", mode="before")
     @classmethod
     def _lower(cls, value: Any) -> Any:
         if value == "":
@@ -227,9 +259,11 @@ class PushParams(BaseModel):
                 raise ValueError(f"unknown toleration field(s) {sorted(unknown)}; allowed {allowed}")
         return tuple(data)
 
-    @field_validator("tls_verify", mode="before")
+    @field_validator("tls_verify", "sign", mode="before")
     @classmethod
-    def _bool(cls, value: Any) -> bool:
+    def _bool(cls, value: Any, info: ValidationInfo) -> bool | None:
+        if info.field_name == "sign" and (value is None or value == ""):
+            return None
         if isinstance(value, bool):
             return value
         text = _as_text(value).strip().lower()

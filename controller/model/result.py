@@ -19,6 +19,13 @@ class PushResult(BaseModel):
     bytes_skipped: int = 0
     bytes_mounted: int = 0
     seconds: float = 0.0
+    # format both: the OCI index the tag points at, and the ModelPack manifest in it (digest = modelcar)
+    index_digest: str | None = None
+    modelpack_digest: str | None = None
+    # signing (issue 13): refs of what was attached, or why signing failed after a good push
+    signature_ref: str | None = None
+    attestation_ref: str | None = None
+    signing_error: str | None = None
 
 
 class ErrorBody(BaseModel):

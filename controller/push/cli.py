@@ -17,6 +17,7 @@ from .errors import InvalidInput, PushError
 from .progress import Progress
 from .reference import parse_reference
 from .result import ErrorBody, ErrorResult, PushResult, write_result
+from .signcli import add_sign_arguments, sign_after_push, sign_options
 
 DESCRIPTION = """\
 Push an ML model directory to an OCI registry as an image, or copy an image between registries,
@@ -111,6 +112,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--progress-interval", type=float, default=2.0, help="seconds between progress lines (default 2)"
     )
+    add_sign_arguments(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,7 +130,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--context", type=Path, required=True, help="model directory; every file becomes /models/<path>"
     )
     b.add_argument("--image", required=True, help="destination reference, e.g. registry:5000/ns/model:tag")
-    b.add_argument("--base", help="base image whose layers go first (mounted or streamed, never downloaded)")
+    b.add_argument(
+        "--base",
+        default="busybox",
+        help="busybox (default: a static busybox layer, so KServe's `sh -c` commands run), none (model "
+        "files only), or a base image whose layers go first (mounted or streamed, never downloaded)",
+    )
+    b.add_argument(
+        "--format",
+        choices=("modelcar", "modelpack", "both"),
+        default="modelcar",
+        help="modelcar (an image, default), modelpack (a CNCF ModelPack artifact), or both under one index",
+    )
+    meta = b.add_argument_group("metadata (annotations on the manifest, labels on the config)")
+    meta.add_argument(
+        "--model-name",
+        help="model name (also the image title; omitted when not given, so digests do not depend on it)",
+    )
+    meta.add_argument("--model-version", help="model version")
+    meta.add_argument("--model-family", help="model family, e.g. llama3 (default: config.json model_type)")
+    meta.add_argument("--source-url", help="org.opencontainers.image.source, e.g. the model's repository URL")
+    meta.add_argument("--revision", help="org.opencontainers.image.revision, e.g. a commit")
     b.add_argument("--platform", default="linux/amd64", help="os/arch for the config and base selection")
     b.add_argument(
         "--max-layers",
@@ -205,6 +227,12 @@ def upload_strategies(items: list[str]) -> dict[str, UploadStrategy]:
 
 
 async def run(args: argparse.Namespace) -> PushResult:
+    sign_options(args)  # a bad signing flag fails before anything is pushed
+    result = await _push(args)
+    return await sign_after_push(args, client_options(args), result)
+
+
+async def _push(args: argparse.Namespace) -> PushResult:
     opts = client_options(args)
     progress = Progress(interval=args.progress_interval)
     if args.command == "build":
@@ -213,14 +241,27 @@ async def run(args: argparse.Namespace) -> PushResult:
         parts = args.platform.split("/")
         if len(parts) != 2 or not all(parts):
             raise InvalidInput(f"--platform {args.platform!r}: expected os/arch, e.g. linux/amd64")
+        from .baselayer import busybox_path
+        from .metadata import ImageMeta
+
         dst = parse_reference(args.image)
-        base = parse_reference(args.base) if args.base else None
+        base = parse_reference(args.base) if args.base not in ("busybox", "none") else None
+        meta = ImageMeta(
+            name=args.model_name,
+            version=args.model_version,
+            family=args.model_family,
+            source_url=args.source_url,
+            revision=args.revision,
+        )
         async with RegistryClient(opts, uploads=upload_strategies(args.upload)) as client:
             return await build_image(
                 client,
                 args.context,
                 dst,
                 base=base,
+                base_layer=busybox_path() if args.base == "busybox" else None,
+                fmt=args.format,
+                meta=meta,
                 concurrency=args.concurrency,
                 chunk_size=args.chunk_size,
                 platform=(parts[0], parts[1]),

@@ -75,7 +75,7 @@ def normalise_mode(mode: int, kind: str) -> int:
     return 0o755 if mode & 0o111 else 0o644
 
 
-def _header(name: str, kind: str, *, size: int = 0, mode: int, mtime: int, target: str = "") -> bytes:
+def tar_header(name: str, kind: str, *, size: int = 0, mode: int, mtime: int, target: str = "") -> bytes:
     info = tarfile.TarInfo(name)
     info.type = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE}[kind]
     info.size = size if kind == "file" else 0
@@ -97,8 +97,8 @@ def _entry_parts(entry: Entry, mtime: int, emitted_dirs: set[str]) -> list[Part]
         if name == "." or name in emitted_dirs:
             continue
         emitted_dirs.add(name)
-        header += _header(name, "dir", mode=DIR_MODE, mtime=mtime)
-    header += _header(
+        header += tar_header(name, "dir", mode=DIR_MODE, mtime=mtime)
+    header += tar_header(
         str(path),
         entry.kind,
         size=entry.size,
@@ -157,8 +157,13 @@ def group_entries(entries: list[Entry], max_layers: int) -> list[list[Entry]]:
 
 
 def plan_layers(entries: list[Entry], mtime: int, max_layers: int = DEFAULT_MAX_LAYERS) -> list[LayerPlan]:
+    return plan_groups(group_entries(entries, max_layers), mtime)
+
+
+def plan_groups(groups: list[list[Entry]], mtime: int) -> list[LayerPlan]:
+    """One plan per group of `group_entries`, in order."""
     plans = []
-    for group in group_entries(entries, max_layers):
+    for group in groups:
         if len(group) == 1:
             plans.append(plan_layer(group[0], mtime))
         else:

@@ -15,11 +15,13 @@ from controller.kube.api import Api
 from controller.kube.client import ApiError
 from controller.kube.credentials import credential_secrets
 from controller.kube.informer import Informer
+from controller.kube.signing import SigningSecrets
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
 from controller.logic.params import defaults_from_spec
 from controller.logic.patch import merge_patch
 from controller.logic.pod import AUTH_KEYS, CA_KEYS, Facts, PvcInfo, workspace_claims
+from controller.logic.signing import run_asks_to_sign
 from controller.model.customrun import CustomRun
 from controller.model.params import is_object_name
 from controller.obs.metrics import Metrics
@@ -46,6 +48,7 @@ class Reconciler:
         self.metrics = metrics
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(4)
+        self.signing = SigningSecrets(api, settings)  # signing (issue 13): per-run key Secret
 
     def now(self) -> datetime:
         return datetime.now(UTC)
@@ -76,6 +79,7 @@ class Reconciler:
                 facts = await self.gather_facts(run)
                 decision = decide(run, pod, self.now(), self.settings, facts)
             if decision.create_pod is not None:
+                await self.signing.prepare(run, decision.create_pod)  # signing (issue 13)
                 created = await self._create_pod(decision.create_pod)
                 if isinstance(created, str):  # rejected by admission: decide again knowing that
                     facts = dataclasses.replace(facts or Facts(), pod_rejected=created)
@@ -203,7 +207,8 @@ class Reconciler:
         if decision.eviction:
             self.metrics.evictions.labels(mode=decision.mode or "unknown").inc()
         out = decision.outcome
-        if out is not None:
+        if out is not None:  # signing (issue 13): the run is over, its copy of the key goes
+            await self.signing.cleanup(run, run_asks_to_sign(run, self.settings))
             self.metrics.runs.labels(outcome=out.outcome, reason=out.reason, mode=out.mode).inc()
             self.metrics.run_duration.labels(outcome=out.outcome, mode=out.mode).observe(out.duration_seconds)
             if out.bytes_pushed:

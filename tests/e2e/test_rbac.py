@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from tests.e2e.conftest import REPO, WS, CustomRuns, cond, model_pvc, results, skopeo_digest
+from tests.fixtures.cluster import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
 
@@ -39,7 +43,7 @@ def _kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> Path:
 
 
 async def test_controller_runs_with_the_config_rbac_role_only(
-    cluster, kube_api, controllers, crs: CustomRuns, make_pvc, registry, namespace, tmp_path
+    cluster, kube_api, controllers, crs: CustomRuns, make_pvc, registry, namespace, tmp_path, cosign
 ) -> None:
     core = client.CoreV1Api(kube_api)
     rbac = client.RbacAuthorizationV1Api(kube_api)
@@ -72,6 +76,22 @@ async def test_controller_runs_with_the_config_rbac_role_only(
             "rbac-2", {"source": "dir:///workspace/model", "image": image, "registry-secret": "nope"}, WS
         )
         assert cond(await crs.wait_done("rbac-2", limit=60))["reason"] == "MissingSecret"
+        # signing: the role reads the key Secret, creates and deletes the per-run copy
+        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COSIGN_PASSWORD": "pw"}
+        keygen = [cosign, "generate-key-pair", f"k8s://{namespace}/signing-secrets"]
+        await asyncio.to_thread(
+            subprocess.run, keygen, cwd=tmp_path, env=env, check=True, capture_output=True
+        )
+        await crs.create("rbac-3", {"source": "dir:///workspace/model", "image": image, "sign": "true"}, WS)
+        run = await crs.wait_done("rbac-3")
+        assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+        assert results(run)["SIGNATURE_REF"] and results(run)["ATTESTATION_REF"]
+
+        async def copy_deleted() -> bool:
+            names = {x.metadata.name for x in (await core.list_namespaced_secret(namespace)).items}
+            return "rbac-3-signing" not in names
+
+        await wait_for(copy_deleted, 30, "per-run signing Secret deleted")
         assert "403 Forbidden" not in ctl.logs()
     finally:
         await rbac.delete_cluster_role_binding(binding)

@@ -37,6 +37,10 @@ def test_build_tree_matches_source_bytes_and_modes(
     assert manifest["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert res["layers"] == len(manifest["layers"])
     got, want = image_files(tmp_path / "out", manifest), expected_files(tree)
+    # The default base layer (tests/push/test_baselayer.py checks it in depth) sits under bin/.
+    base = {name: got.pop(name) for name in list(got) if name == "bin" or name.startswith("bin/")}
+    assert base["bin/busybox"][:2] == ("file", 0o755)
+    assert base["bin/sh"] == ("symlink", 0o777, "busybox")
     assert got.keys() == want.keys()
     for name, entry in want.items():
         assert got[name] == entry, name
@@ -182,7 +186,7 @@ def test_unreachable_registry_is_a_registry_error(tree: Path, tmp_path: Path) ->
 
 
 def test_layer_budget_packs_small_files(registry: LocalRegistry, tree: Path, tmp_path: Path) -> None:
-    run = run_build(registry.host, tree, "models/packed:v1", "--max-layers", "3")
+    run = run_build(registry.host, tree, "models/packed:v1", "--max-layers", "3", "--base", "none")
     assert run.rc == 0, run.stderr
     assert run.result["layers"] == 3
     manifest = skopeo_to_dir(f"{registry.host}/models/packed:v1", tmp_path / "out", "--src-tls-verify=false")

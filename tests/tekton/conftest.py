@@ -39,13 +39,21 @@ async def tekton(cluster, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
 
 
 @pytest.fixture
+def modelpush_env() -> dict[str, str]:
+    """Extra MODELPUSH_* settings for the controller; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
 async def modelpush(
-    cluster, tekton: TektonController, namespace: str, tmp_path: Path
+    cluster, tekton: TektonController, namespace: str, tmp_path: Path, modelpush_env: dict[str, str]
 ) -> AsyncIterator[ControllerProcess]:
     # Depends on `tekton`: the real CustomRun CRD must be in place before our controller lists/watches.
     # Scoped to the test namespace (the tests/e2e helper sets MODELPUSH_NAMESPACES) so it never acts on
     # other tests' runs.
-    proc = ControllerProcess(cluster.kubeconfig, namespace, tmp_path / "modelpush-controller.log", {})
+    proc = ControllerProcess(
+        cluster.kubeconfig, namespace, tmp_path / "modelpush-controller.log", modelpush_env
+    )
     proc.start()
     try:
         await proc.wait_ready()

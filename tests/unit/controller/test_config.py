@@ -20,19 +20,20 @@ def test_kustomizations_list_existing_files() -> None:
 
 def test_role_grants_what_the_code_calls() -> None:
     role = yaml.safe_load((CONFIG / "rbac" / "role.yaml").read_text())
-    grants = {
-        (g, r): set(rule["verbs"])
-        for rule in role["rules"]
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:  # a resource may appear in several rules (each with its own reason)
+        for g in rule["apiGroups"]:
+            for r in rule["resources"]:
+                grants.setdefault((g, r), set()).update(rule["verbs"])
     assert grants[("tekton.dev", "customruns")] == {"get", "list", "watch"}
     assert grants[("tekton.dev", "customruns/status")] == {"patch"}
     assert grants[("", "pods")] == {"get", "list", "watch", "create", "delete"}
     assert grants[("coordination.k8s.io", "leases")] == {"get", "create", "update"}
     assert grants[("", "events")] == {"create"}
-    for preflight in ("persistentvolumeclaims", "persistentvolumes", "secrets", "configmaps"):
+    for preflight in ("persistentvolumeclaims", "persistentvolumes", "configmaps"):
         assert grants[("", preflight)] == {"get"}, preflight
+    # registry-secret preflight and the signing key (get); the per-run key copy (create, delete)
+    assert grants[("", "secrets")] == {"get", "create", "delete"}
     assert all("*" not in verbs for verbs in grants.values())
 
 
