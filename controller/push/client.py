@@ -161,7 +161,8 @@ class RegistryClient:
         resp = await self.session.request(
             "GET", host, url, scope=f"repository:{repo}:pull", headers={"Accept": OCI_INDEX}
         )
-        if resp.status == 404 and not resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
+        # Registries without the API answer 404 (the spec), some 400/405 (their router has no such path).
+        if resp.status in (400, 404, 405) and not resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
             return None
         if resp.status != 200:
             raise RegistryError(
