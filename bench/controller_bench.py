@@ -1,8 +1,10 @@
 """Controller throughput benchmark: N CustomRuns at once against a real kube-apiserver.
 
-The bench plays the kubelet itself (there is no node: it writes each work pod's status as Succeeded with a
-contract-A termination message the moment the pod appears), so what is measured is the controller and the
-API server, not pushes. Prints one table.
+The bench plays the kubelet itself (there is no node: it marks each work pod Running the moment it appears,
+then, after --running-seconds, Succeeded with a contract-A termination message), so what is measured is the
+controller and the API server, not pushes. Live progress is on (--progress-interval): while a pod runs the
+controller reads its log tail (pods/log; with no node the API server answers at once that the pod has no host,
+which still counts as a request). Prints one table.
 
     .venv/bin/python bench/controller_bench.py [--runs 500] [--kubeconfig K]
 
@@ -59,26 +61,29 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def complete_pod(api: KubeClient, ns: str, pod: dict[str, Any]) -> None:
+async def set_pod_phase(api: KubeClient, ns: str, pod: dict[str, Any], phase: str) -> None:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    state: dict[str, Any] = {"running": {"startedAt": now}}
+    if phase == "Succeeded":
+        state = {
+            "terminated": {
+                "exitCode": 0,
+                "reason": "Completed",
+                "message": RESULT,
+                "startedAt": now,
+                "finishedAt": now,
+            }
+        }
     status = {
-        "phase": "Succeeded",
+        "phase": phase,
         "containerStatuses": [
             {
                 "name": "push",
                 "image": pod["spec"]["containers"][0]["image"],
                 "imageID": "",
-                "ready": False,
+                "ready": phase == "Running",
                 "restartCount": 0,
-                "state": {
-                    "terminated": {
-                        "exitCode": 0,
-                        "reason": "Completed",
-                        "message": RESULT,
-                        "startedAt": now,
-                        "finishedAt": now,
-                    }
-                },
+                "state": state,
             }
         ],
     }
@@ -91,7 +96,9 @@ async def complete_pod(api: KubeClient, ns: str, pod: dict[str, Any]) -> None:
     )
 
 
-async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
+async def bench(
+    kubeconfig: str, runs: int, concurrency: int, running: float, progress: float
+) -> dict[str, Any]:
     api = await KubeClient.create(kubeconfig)
     ns = f"bench-{uuid.uuid4().hex[:6]}"
     await api.request("POST", "/api/v1/namespaces", body={"metadata": {"name": ns}})
@@ -106,6 +113,8 @@ async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
         "MODELPUSH_LEADER_ELECTION": "false",
         "MODELPUSH_MAX_CONCURRENT_RECONCILES": str(concurrency),
         "MODELPUSH_LOG_LEVEL": "WARNING",
+        # live progress on: each Running pod's log tail is read at most this often
+        "MODELPUSH_PROGRESS_INTERVAL_SECONDS": str(progress),
     }
     log = tempfile.NamedTemporaryFile(prefix="controller-bench-", suffix=".log", delete=False)
     proc = subprocess.Popen(  # noqa: ASYNC220 (started once, before any timing)
@@ -129,8 +138,18 @@ async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
             await asyncio.sleep(0.25)
         raise RuntimeError("controller never became ready")
 
+    async def run_pod(obj: dict[str, Any]) -> None:
+        # Running for `running` seconds (the controller reads progress meanwhile), then Succeeded
+        if running > 0:
+            await set_pod_phase(api, ns, obj, "Running")
+            await asyncio.sleep(running)
+        await set_pod_phase(api, ns, obj, "Succeeded")
+        completed_at[obj["metadata"]["labels"]["modelpush.dev/customrun"]] = time.monotonic()
+
+    pod_tasks: set[asyncio.Task[None]] = set()
+
     async def kubelet() -> None:
-        # watch the work pods and complete each at once (the bench's stand-in for a node)
+        # watch the work pods and run each (the bench's stand-in for a node)
         rv = ""
         while not stop.is_set():
             q: dict[str, Any] = {
@@ -146,8 +165,9 @@ async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
                     name = obj["metadata"]["name"]
                     if ev["type"] == "ADDED" and name not in pod_seen:
                         pod_seen[name] = time.monotonic()
-                        await complete_pod(api, ns, obj)
-                        completed_at[obj["metadata"]["labels"]["modelpush.dev/customrun"]] = time.monotonic()
+                        task = asyncio.create_task(run_pod(obj))
+                        pod_tasks.add(task)
+                        task.add_done_callback(pod_tasks.discard)
             except ApiError:
                 rv = ""
 
@@ -196,7 +216,7 @@ async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
         t0 = time.monotonic()
         await asyncio.gather(*(create(i) for i in range(runs)))
         created = time.monotonic() - t0
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + 600 + running
         while len(done_at) < runs and time.monotonic() < deadline:  # noqa: ASYNC110 (bounded poll)
             await asyncio.sleep(0.2)
         stop.set()
@@ -207,6 +227,8 @@ async def bench(kubeconfig: str, runs: int, concurrency: int) -> dict[str, Any]:
         requests = api_requests(after) - api_requests(before)
         return {
             "runs": runs,
+            "pod Running before Succeeded (s)": running,
+            "progress interval (s)": progress,
             "create all CustomRuns (s)": round(created, 2),
             "all pods exist (s)": round(max(pod_seen.values()) - t0, 2) if len(pod_seen) == runs else None,
             "all runs True (s)": round(max(done_at.values()) - t0, 2) if len(done_at) == runs else None,
@@ -246,6 +268,12 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=500)
     p.add_argument("--concurrency", type=int, default=8, help="controller's max concurrent reconciles")
     p.add_argument("--kubeconfig", help="an existing cluster; default: start a throwaway control plane")
+    p.add_argument(
+        "--running-seconds", type=float, default=12.0, help="how long each pod stays Running (progress reads)"
+    )
+    p.add_argument(
+        "--progress-interval", type=float, default=10.0, help="the controller's PROGRESS_INTERVAL_SECONDS"
+    )
     args = p.parse_args()
     cluster = None
     kubeconfig = args.kubeconfig
@@ -257,13 +285,16 @@ def main() -> int:
         cluster.start()
         kubeconfig = str(cluster.kubeconfig)
     try:
-        result = asyncio.run(bench(kubeconfig, args.runs, args.concurrency))
+        result = asyncio.run(
+            bench(kubeconfig, args.runs, args.concurrency, args.running_seconds, args.progress_interval)
+        )
     finally:
         if cluster is not None:
             cluster.stop()
             shutil.rmtree(workdir, ignore_errors=True)
     targets = {
         "all pods exist (s)": "< 30",
+        "all runs True (s)": f"< 30 + {args.running_seconds:g}",
         "status latency p99 (s)": "< 2",
         "controller peak RSS (MiB)": "< 200",
     }

@@ -64,12 +64,21 @@ async def amain(args: argparse.Namespace) -> int:
             }
         },
     )
-    await stop.wait()
-    log.info("Stopping controller")
+    stopping = asyncio.create_task(stop.wait())
+    failing = asyncio.create_task(ctl.supervise())
+    done, _ = await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+    code = 0
+    if failing in done:
+        log.error("Stopping controller: a root task ended", extra={"fields": {"error": failing.result()}})
+        code = 1
+    else:
+        log.info("Stopping controller")
+    for task in (stopping, failing):
+        task.cancel()
     await ctl.stop()
     await client.close()
     log.info("Stopped controller")
-    return 0
+    return code
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     # upload strategy per registry host (param `upload` overrides): GHCR caps a request at 4 MiB
     upload_strategies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ghcr.io=chunked:4Mi"])
     allow_privileged_buildah: bool = False
-    run_as_user: int = 65532
+    run_as_user: int | None = None  # None: the image's USER (OpenShift assigns one from the namespace range)
     # sizing policy (quantities)
     native_ephemeral_storage: int = parse_quantity("256Mi")
     native_cpu_request: str = "100m"
@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     retry_delay_seconds: float = 0.0
     default_timeout_seconds: float = 3600.0  # Tekton: nil timeout means 60 minutes
     image_pull_grace_seconds: float = 300.0  # ErrImagePull/ImagePullBackOff this long fails the attempt
+    # a named Secret/CA ConfigMap may appear this long after the run (created by the same apply)
+    missing_object_grace_seconds: float = 60.0
+    keep_finished_pods: int | None = None  # finished attempt pods kept per run (None: all)
+    progress_interval_seconds: float = 10.0  # extraFields.progress from the pod log this often; 0: off
     # signing (cosign key Secret in Tekton Chains' layout; see controller/logic/signing.py)
     sign_all: bool = False  # sign every run unless its param `sign` is false
     signing_secret_name: str = "signing-secrets"
@@ -111,6 +115,12 @@ class Settings(BaseSettings):
     @classmethod
     def _lists(cls, value: Any) -> list[str]:
         return _split(value)
+
+    @field_validator("run_as_user", "keep_finished_pods", mode="before")
+    @classmethod
+    def _unset(cls, value: Any) -> Any:
+        # an empty value (e.g. `RUN_AS_USER=` in a ConfigMap) means unset, not a parse error
+        return None if value == "" else value
 
     @field_validator(
         "native_ephemeral_storage", "compat_storage_floor", "compat_storage_ceiling", mode="before"

@@ -40,7 +40,7 @@ class Api:
             "PATCH", f"{customruns_path(namespace)}/{name}/status", body=patch, content_type=MERGE_PATCH
         )
 
-    # Pods (get, list, watch, create, delete)
+    # Pods (get, list, watch, create, delete; pods/log get)
     async def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return await self.client.request("GET", f"{pods_path(namespace)}/{name}")
@@ -48,6 +48,14 @@ class Api:
             if err.not_found:
                 return None
             raise
+
+    async def pod_log_tail(self, namespace: str, name: str, container: str, lines: int = 20) -> str:
+        """The last lines of a container's log (pods/log, get), bounded in bytes: progress is a short line."""
+        return await self.client.get_text(
+            f"{pods_path(namespace)}/{name}/log",
+            {"container": container, "tailLines": lines, "limitBytes": 16384},
+            request_timeout=10.0,
+        )
 
     async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any]:
         return await self.client.request("POST", pods_path(manifest["metadata"]["namespace"]), body=manifest)

@@ -110,8 +110,16 @@ class KubeClient:
         request_timeout: float | None = 30.0,
     ) -> dict[str, Any]:
         resp = await self._send(method, path, query, body, content_type, request_timeout)
+        text = await self._read(method, resp)
+        return json.loads(text) if text else {}
+
+    async def get_text(self, path: str, query: dict[str, Any], request_timeout: float = 30.0) -> str:
+        """GET whose answer is plain text, not JSON (pods/log)."""
+        return await self._read("GET", await self._send("GET", path, query, None, None, request_timeout))
+
+    async def _read(self, method: str, resp: Any) -> str:
         try:
-            text = await resp.text()
+            text = await resp.text(errors="replace")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ApiError(0, "Unreachable", f"{type(exc).__name__}: {exc}") from None
         finally:
@@ -119,7 +127,7 @@ class KubeClient:
         self._on_request(method, resp.status)
         if resp.status >= 400:
             raise _error_from_body(resp.status, text)
-        return json.loads(text) if text else {}
+        return str(text)
 
     async def watch(self, path: str, query: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Yield watch events ({type, object}) until the server ends the stream."""

@@ -79,9 +79,9 @@ class Informer:
         self.cache = fresh
         self._rv = str((body.get("metadata") or {}).get("resourceVersion") or "")
         for key in gone:
-            self._handler("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+            self._notify("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
         for obj in items:
-            self._handler("ADDED", obj)
+            self._notify("ADDED", obj)
         self.synced.set()
         log.debug("Listed objects", extra={"fields": {"informer": self.name, "count": len(items)}})
 
@@ -111,6 +111,23 @@ class Informer:
                 await asyncio.sleep(delay)
                 if failures > 3:
                     need_list = True
+                    self.synced.clear()  # /readyz goes red until a relist succeeds
+            except Exception as err:
+                failures += 1
+                need_list = True  # an event may be lost: relist
+                self.synced.clear()
+                delay = min(30.0, 0.5 * 2**failures) * (0.5 + random.random())
+                log.error(
+                    "Watch broke, relisting",
+                    extra={
+                        "fields": {
+                            "informer": self.name,
+                            "error": f"{type(err).__name__}: {err}"[:500],
+                            "retry_in": round(delay, 2),
+                        }
+                    },
+                )
+                await asyncio.sleep(delay)
 
     async def _watch_once(self) -> None:
         query = {
@@ -138,4 +155,13 @@ class Informer:
                 old = self.cache.get(key)
                 if old is None or _rv(obj) >= _rv(old):
                     self.cache[key] = obj
-            self._handler(str(kind), obj)
+            self._notify(str(kind), obj)
+
+    def _notify(self, kind: str, obj: dict[str, Any]) -> None:
+        try:
+            self._handler(kind, obj)
+        except Exception as err:
+            log.error(
+                "Event handler failed",
+                extra={"fields": {"informer": self.name, "error": f"{type(err).__name__}: {err}"[:500]}},
+            )

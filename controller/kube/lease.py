@@ -107,6 +107,13 @@ class LeaderElector:
         return True
 
     async def run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            # whatever ends the loop (a bug, cancellation): stop acting as leader before anyone else can
+            self._set(False)
+
+    async def _loop(self) -> None:
         while True:
             try:
                 ok = await self.try_acquire_or_renew()
@@ -122,9 +129,8 @@ class LeaderElector:
             await asyncio.sleep(self._retry)
 
     async def release(self) -> None:
-        """Hand the lease back on shutdown so a standby takes over at once."""
-        if not self.is_leader:
-            return
+        """Hand the lease back on shutdown so a standby takes over at once (run() has already stopped acting
+        as leader by then, so the record, not `is_leader`, says whether the lease is ours)."""
         try:
             lease = await self._client.request("GET", f"{self._path}/{self._name}")
             if (lease.get("spec") or {}).get("holderIdentity") == self.identity:

@@ -90,6 +90,11 @@ def _consistency(p: PushParams) -> list[str]:
         out.append(f"param 'mode' has value {mode!r}: {mode} needs a dir:// source, got {p.source!r}")
     if mode in ("copy", "skopeo") and from_dir:
         out.append(f"param 'mode' has value {mode!r}: {mode} needs a docker:// source, got {p.source!r}")
+    if mode in ("build", "buildah") and "@" in p.image:
+        out.append(
+            f"param 'image' has value {p.image!r}: a {mode} makes a new manifest, so its digest cannot be "
+            "chosen; name a tag instead"
+        )
     if p.base and mode not in ("build", "buildah"):
         out.append(f"param 'base' has value {p.base!r}: base only applies to the build and buildah modes")
     if p.containerfile and mode != "buildah":

@@ -13,6 +13,7 @@ from controller.logic.sizing import NATIVE_MODES, resources
 from controller.model.customrun import CustomRun
 from controller.model.params import PushParams, ref_host
 from controller.model.quantity import format_quantity
+from controller.model.reasons import Reason
 from controller.settings import Settings
 
 WORKSPACE_ROOT = "/workspace"
@@ -27,6 +28,11 @@ SCRATCH_DIR = "/scratch"
 TMP_DIR = "/tmp"
 CONTAINER = "push"
 RWO_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+# Tekton's affinity assistant: the CustomRun annotation and the assistant pod's labels (pkg/workspace)
+AA_ANNOTATION = "pipeline.tekton.dev/affinity-assistant"
+AA_LABEL_INSTANCE = "app.kubernetes.io/instance"
+AA_LABEL_COMPONENT = "app.kubernetes.io/component"
+AA_COMPONENT = "affinity-assistant"
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,12 @@ class Facts:
     ca_bundle: str | None = None  # the CA_KEYS key found, "missing" or "nokey"; None: not checked
     defaults: Mapping[str, Any] | None = None  # params from the referenced ModelImagePush object
     defaults_missing: bool = False
-    pod_rejected: str | None = None  # the API server's message when it refused the pod
+    pod_rejected: str | None = None  # the API server's message when admission refused the pod
+    create_forbidden: str | None = None  # its message when RBAC refused the controller the pod create
 
 
 class PlanError(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: Reason, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
@@ -86,13 +93,13 @@ def _mount_for(run: CustomRun, ws_name: str, facts: Facts, volume: str) -> Mount
     if binding is None:
         bound = ", ".join(w.name for w in run.spec.workspaces) or "none"
         raise PlanError(
-            "MissingWorkspace",
+            Reason.MISSING_WORKSPACE,
             f"the source needs workspace {ws_name!r} but the CustomRun binds {bound}; bind a PVC-backed "
             f"workspace named {ws_name!r}",
         )
     if binding.persistent_volume_claim is None:
         raise PlanError(
-            "MissingWorkspace",
+            Reason.MISSING_WORKSPACE,
             f"workspace {ws_name!r} is not backed by a persistentVolumeClaim; only PVC workspaces are "
             "supported",
         )
@@ -100,7 +107,7 @@ def _mount_for(run: CustomRun, ws_name: str, facts: Facts, volume: str) -> Mount
     info = facts.pvcs.get(claim)
     if info is None:
         raise PlanError(
-            "MissingWorkspace",
+            Reason.MISSING_WORKSPACE,
             f"PersistentVolumeClaim {claim!r} (workspace {ws_name!r}) not found in namespace "
             f"{run.metadata.namespace!r}",
         )
@@ -122,7 +129,7 @@ def source_workspace(params: PushParams) -> str | None:
     parts = path.strip("/").split("/")
     if len(parts) < 2 or parts[0] != WORKSPACE_ROOT.strip("/"):
         raise PlanError(
-            "InvalidParams",
+            Reason.INVALID_PARAMS,
             f"param 'source' has value {params.source!r}: a dir:// path must be inside a workspace, "
             f"dir://{WORKSPACE_ROOT}/<workspace name>[/<path>]",
         )
@@ -232,14 +239,26 @@ def _build_meta_args(params: PushParams) -> list[str]:
     return args
 
 
-def _affinity(mounts: list[Mount]) -> dict[str, Any] | None:
-    """A ReadWriteOnce volume already attached to a node pins the pod there (Tekton's affinity assistant
-    does this for TaskRun pods, but ours are not TaskRuns)."""
+def _affinity(mounts: list[Mount], assistant: str | None) -> dict[str, Any] | None:
+    """Tekton's affinity assistant (coschedule: workspaces) annotates the CustomRun with its name: take the
+    same pod affinity to the assistant pod that Tekton gives TaskRun pods. Without it, a ReadWriteOnce
+    volume already attached to a node pins the pod there."""
+    out: dict[str, Any] = {}
+    if assistant:
+        term = {
+            "labelSelector": {
+                "matchLabels": {AA_LABEL_INSTANCE: assistant, AA_LABEL_COMPONENT: AA_COMPONENT}
+            },
+            "topologyKey": "kubernetes.io/hostname",
+        }
+        out["podAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
     nodes = sorted({m.pvc.node for m in mounts if m.pvc.node and set(m.pvc.access_modes) & set(RWO_MODES)})
-    if not nodes:
-        return None
-    term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": nodes}]}
-    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
+    if nodes:
+        node_term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": nodes}]}
+        out["nodeAffinity"] = {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [node_term]}
+        }
+    return out or None
 
 
 def build_pod(
@@ -285,12 +304,15 @@ def build_pod(
         container_sc["readOnlyRootFilesystem"] = True
     pod_sc: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
     if not privileged:
-        pod_sc.update(
-            runAsNonRoot=True,
-            runAsUser=settings.run_as_user,
-            runAsGroup=settings.run_as_user,
-            fsGroup=settings.run_as_user,
-        )
+        # No UID by default: the image's USER runs, and on OpenShift restricted-v2 assigns one from the
+        # namespace's range (a fixed UID outside it is refused). RUN_AS_USER pins one explicitly.
+        pod_sc["runAsNonRoot"] = True
+        if settings.run_as_user is not None:
+            pod_sc.update(
+                runAsUser=settings.run_as_user,
+                runAsGroup=settings.run_as_user,
+                fsGroup=settings.run_as_user,
+            )
 
     labels = {
         naming.MANAGED_BY: naming.MANAGER,
@@ -340,7 +362,7 @@ def build_pod(
         spec["nodeSelector"] = dict(params.node_selector)
     if params.tolerations:
         spec["tolerations"] = [dict(t) for t in params.tolerations]
-    affinity = _affinity(mounts)
+    affinity = _affinity(mounts, run.metadata.annotations.get(AA_ANNOTATION, "").strip() or None)
     if affinity:
         spec["affinity"] = affinity
     manifest = {

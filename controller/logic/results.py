@@ -8,35 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from controller.model.result import PushResult
-
-# error kind -> reason; "registry" is refined by the message (unreachable vs. other push failures)
-KIND_REASONS = {
-    "invalid-input": "InvalidParams",
-    "auth": "AuthenticationFailed",
-    "registry": "PushFailed",
-    "internal": "PushFailed",
-}
-EXIT_REASONS = {2: "InvalidParams", 3: "AuthenticationFailed", 4: "PushFailed"}
-_UNREACHABLE_HINTS = (
-    "unreachable",
-    "connection refused",
-    "cannot connect",
-    "can't connect",
-    "could not connect",
-    "connect call failed",
-    "name resolution",
-    "no such host",
-    "timed out",
-    "timeout",
-    "not trusted",  # TLS: the README lists TLS under RegistryUnreachable (fix: ca-bundle or insecure)
-    "certificate verify failed",
-)
+from controller.model.reasons import Reason
+from controller.model.result import EXIT_REASONS, ErrorResult, PushResult
 
 
 @dataclass(frozen=True)
 class PushFailure:
-    reason: str
+    reason: Reason
     message: str
 
 
@@ -52,7 +30,7 @@ def _load(message: str | None) -> dict[str, Any] | None:
                 data = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if isinstance(data, dict) and data.get("event") != "progress":
+            if isinstance(data, dict) and data.get("event") is None:
                 return data
     try:
         data = json.loads(text)
@@ -72,16 +50,16 @@ def parse_success(message: str | None) -> PushResult | None:
 
 
 def parse_failure(message: str | None, exit_code: int | None) -> PushFailure:
+    """The reason comes from the document's explicit error kind, else from the exit code; never from text."""
     data = _load(message)
-    error = data.get("error") if data else None
-    if isinstance(error, dict):
-        kind = str(error.get("kind", "internal"))
-        text = str(error.get("message", "")) or f"the push failed ({kind})"
-        reason = KIND_REASONS.get(kind, "PushFailed")
-        if kind == "registry" and any(h in text.lower() for h in _UNREACHABLE_HINTS):
-            reason = "RegistryUnreachable"
-        return PushFailure(reason, text)
-    reason = EXIT_REASONS.get(exit_code or 0, "PushFailed")
+    if data and "error" in data:
+        try:
+            body = ErrorResult.model_validate(data).error
+        except ValidationError:
+            pass
+        else:
+            return PushFailure(body.reason, body.message or f"the push failed ({body.kind})")
+    reason = EXIT_REASONS.get(exit_code or 0, Reason.PUSH_FAILED)
     tail = (message or "").strip()[-1000:]
     text = f"the push exited with code {exit_code}" + (f": {tail}" if tail else "")
     return PushFailure(reason, text)

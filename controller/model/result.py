@@ -2,11 +2,29 @@
 
 `python -m controller.push` writes one of these as JSON to stdout and to the pod's termination
 message; the controller reads it back from the pod status. One definition keeps both sides in step.
+An error carries an explicit `kind`, and each kind names exactly one reason, so the controller never
+guesses the reason from the message text.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel
+
+from controller.model.reasons import Reason
+
+ErrorKind = Literal["invalid-input", "auth", "unreachable", "registry", "internal"]
+
+# kind -> (exit code, reason): the exit code is the fallback when no document could be read
+KINDS: dict[str, tuple[int, Reason]] = {
+    "internal": (1, Reason.PUSH_FAILED),
+    "invalid-input": (2, Reason.INVALID_PARAMS),
+    "auth": (3, Reason.AUTHENTICATION_FAILED),
+    "registry": (4, Reason.PUSH_FAILED),
+    "unreachable": (5, Reason.REGISTRY_UNREACHABLE),
+}
+EXIT_REASONS: dict[int, Reason] = {code: reason for code, reason in KINDS.values()}
 
 
 class PushResult(BaseModel):
@@ -29,8 +47,12 @@ class PushResult(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    kind: str  # invalid-input | auth | registry | internal (exit codes 2, 3, 4, 1)
+    kind: ErrorKind
     message: str
+
+    @property
+    def reason(self) -> Reason:
+        return KINDS[self.kind][1]
 
 
 class ErrorResult(BaseModel):

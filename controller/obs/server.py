@@ -17,6 +17,7 @@ class HealthServer:
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
         self.port = port
 
     async def start(self) -> None:
@@ -26,11 +27,18 @@ class HealthServer:
         app.router.add_get("/metrics", self._metrics_handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = self._site = web.TCPSite(self._runner, self._host, self._port)
         await site.start()
         server = site._server
         if server is not None and getattr(server, "sockets", None):
             self.port = server.sockets[0].getsockname()[1]
+
+    async def serve(self) -> None:
+        """Returns only when the listening socket closed: the supervisor treats that as the server dying."""
+        server = self._site._server if self._site is not None else None
+        if server is None:
+            return
+        await server.wait_closed()  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -13,7 +13,7 @@ from controller.model.quantity import parse_size
 
 from .auth import Credentials, load_auth_dir, load_authfile
 from .client import ClientOptions, RegistryClient, UploadStrategy
-from .errors import InvalidInput, PushError
+from .errors import InvalidInput, PushError, translate
 from .progress import Progress
 from .reference import parse_reference
 from .result import ErrorBody, ErrorResult, PushResult, write_result
@@ -24,7 +24,8 @@ Push an ML model directory to an OCI registry as an image, or copy an image betw
 streaming: nothing is staged on local disk and memory stays bounded.
 
 Exit codes: 0 ok, 1 internal error, 2 invalid input, 3 authentication/authorisation failure,
-4 registry failure (unreachable, 5xx after retries, digest mismatch, not found).
+4 registry failure (digest mismatch, not found, unexpected answer), 5 registry unreachable (connection,
+DNS or TLS failure, 5xx/429 after retries).
 The result (one JSON object) goes to stdout and to --result-file; progress JSON lines go to stderr.
 """
 
@@ -245,6 +246,12 @@ async def _push(args: argparse.Namespace) -> PushResult:
         from .metadata import ImageMeta
 
         dst = parse_reference(args.image)
+        # a build makes a new manifest: its digest cannot be chosen, so refuse before uploading anything
+        if dst.digest:
+            raise InvalidInput(
+                f"--image {args.image!r}: a build cannot push to a digest; "
+                f"name a tag (e.g. {dst.name}:latest)"
+            )
         base = parse_reference(args.base) if args.base not in ("busybox", "none") else None
         meta = ImageMeta(
             name=args.model_name,
@@ -302,23 +309,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         result = asyncio.run(run(args))
-    except PushError as exc:
-        _fail(exc.kind, str(exc), result_file)
-        return exc.exit_code
     except KeyboardInterrupt:
-        _fail("internal", "interrupted", result_file)
+        _fail(PushError("interrupted"), result_file)
         return 130
     except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        _fail("internal", f"{type(exc).__name__}: {exc}", result_file)
-        return 1
+        # the error-to-result translation: every failure leaves with a kind the controller maps to a reason
+        err = translate(exc)
+        if err is not exc and err.kind == "internal":
+            traceback.print_exc(file=sys.stderr)
+        _fail(err, result_file)
+        return err.exit_code
     write_result(result, result_file)
     return 0
 
 
-def _fail(kind: str, message: str, result_file: Path | None) -> None:
-    sys.stderr.write(f"error ({kind}): {message}\n")
-    doc = ErrorResult(error=ErrorBody(kind=kind, message=message))
+def _fail(err: PushError, result_file: Path | None) -> None:
+    sys.stderr.write(f"error ({err.kind}): {err}\n")
+    doc = ErrorResult(error=ErrorBody(kind=err.kind, message=str(err)))
     try:
         write_result(doc, result_file)
     except OSError as exc:

@@ -130,7 +130,7 @@ class RegistrySession:
                     header = resp.headers.get("WWW-Authenticate", "")
                     state.challenge = parse_challenge(header) if header else None
                 elif resp.status >= 500:
-                    raise RegistryError(f"registry {host} answered {resp.status} to /v2/")
+                    raise Unreachable(f"registry {host} answered {resp.status} to /v2/")
                 self._states[host] = state
                 return
             raise Unreachable(f"cannot reach registry {host}: {last_exc}") from last_exc
@@ -293,10 +293,17 @@ class RegistrySession:
                 )
             if resp.status == 403:
                 raise AuthError(f"registry {host} denied {method} {target.path} (403): {errtext(resp.body)}")
-            if (resp.status >= 500 or resp.status == 429) and attempt < attempts:
-                log_event("retry", method=method, host=host, attempt=attempt, status=resp.status)
-                await asyncio.sleep(self.options.backoff * 2 ** (attempt - 1))
-                continue
+            if (resp.status >= 500 or resp.status == 429) and retry:
+                if attempt < attempts:
+                    log_event("retry", method=method, host=host, attempt=attempt, status=resp.status)
+                    await asyncio.sleep(self.options.backoff * 2 ** (attempt - 1))
+                    continue
+                # the registry is up but unhealthy: RegistryUnreachable, not a generic push failure
+                detail = errtext(resp.body)
+                raise TransientError(
+                    f"{method} {target.path} on {host} answered {resp.status} {attempts} times"
+                    + (f"; last: {detail}" if detail else "")
+                )
             return resp
 
     @asynccontextmanager

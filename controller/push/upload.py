@@ -21,6 +21,7 @@ from .errors import (
     DigestMismatch,
     InvalidInput,
     RegistryError,
+    RegistryUnavailable,
     TransientError,
     UploadInterrupted,
 )
@@ -233,7 +234,7 @@ class Uploader:
             except UploadInterrupted as exc:
                 failures += 1
                 if failures > self.session.options.retries:
-                    raise RegistryError(
+                    raise RegistryUnavailable(
                         f"upload of {label} to {host}/{repo} failed {failures} times; last error: {exc}"
                     ) from exc
                 await asyncio.sleep(self.session.options.backoff * 2 ** (failures - 1))

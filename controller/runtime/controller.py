@@ -155,8 +155,20 @@ class Controller:
             if self.leading.is_set():
                 self._enqueue_all()
 
+    async def supervise(self) -> str:
+        """Waits until a root task (informer, worker, resync, elector, health server) ends, which none does
+        while the process is healthy, and says which one and why: the caller then exits non-zero so the
+        Deployment restarts the process (kopf's run_tasks does the same)."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        task = next(iter(done))
+        if task.cancelled():
+            return f"{task.get_name()} was cancelled"
+        exc = task.exception()
+        return f"{task.get_name()} failed: {type(exc).__name__}: {exc}" if exc else f"{task.get_name()} ended"
+
     async def start(self) -> None:
         await self.server.start()
+        self._tasks.append(asyncio.create_task(self.server.serve(), name="health server"))
         log.info("Started health server", extra={"fields": {"port": self.server.port}})
         for inf in self.run_informers + self.pod_informers:
             self._tasks.append(asyncio.create_task(inf.run(), name=f"informer {inf.name}"))

@@ -1,4 +1,5 @@
-"""The thin applier: read the CustomRun and its pod, ask `logic.decision.decide`, carry out the decision."""
+"""The thin applier: observe (the CustomRun, its pod, the lookups a plan needs), ask the pure
+`logic.decision.decide`, apply its Decision. It branches only on the effects' outcomes (409, 403, 404)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,19 @@ import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from controller.kube.api import Api
 from controller.kube.client import ApiError
 from controller.kube.credentials import credential_secrets
-from controller.kube.informer import Informer
 from controller.kube.signing import SigningSecrets
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
-from controller.logic.params import defaults_from_spec
+from controller.logic.params import defaults_from_spec, raw_params
 from controller.logic.patch import merge_patch
-from controller.logic.pod import AUTH_KEYS, CA_KEYS, Facts, PvcInfo, workspace_claims
+from controller.logic.pod import AUTH_KEYS, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
+from controller.logic.refusals import Refusal, classify
 from controller.logic.signing import run_asks_to_sign
 from controller.model.customrun import CustomRun
 from controller.model.params import is_object_name
@@ -30,28 +30,64 @@ from controller.settings import Settings
 log = logging.getLogger("controller.reconcile")
 COMPONENT = "model-image-push-controller"
 MAX_PASSES = 4  # a reconcile re-decides after 409s and adoptions; bounded so a flapping object can't spin
+Obj = dict[str, Any]
+
+
+class ClusterApi(Protocol):
+    """The API calls the reconciler makes (controller.kube.api.Api; a fake in the unit table)."""
+
+    async def get_customrun(self, namespace: str, name: str) -> Obj: ...
+    async def patch_customrun_status(self, namespace: str, name: str, patch: Obj) -> Obj: ...
+    async def get_pod(self, namespace: str, name: str) -> Obj | None: ...
+    async def create_pod(self, manifest: Obj) -> Obj: ...
+    async def delete_pod(self, namespace: str, name: str) -> None: ...
+    async def pod_log_tail(self, namespace: str, name: str, container: str, lines: int = 20) -> str: ...
+    async def get_pvc(self, namespace: str, name: str) -> Obj | None: ...
+    async def get_pv(self, name: str) -> Obj | None: ...
+    async def get_secret(self, namespace: str, name: str) -> Obj | None: ...
+    async def get_configmap(self, namespace: str, name: str) -> Obj | None: ...
+    async def get_defaults(self, namespace: str, name: str) -> Obj | None: ...
+    async def create_event(self, run: Obj, kind: str, reason: str, message: str, component: str) -> None: ...
+
+
+class Cache(Protocol):
+    """An informer's cache (controller.kube.informer.Informer)."""
+
+    def get(self, namespace: str, name: str) -> Obj | None: ...
+    def update(self, obj: Obj) -> None: ...
+    def forget(self, namespace: str, name: str) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Refused:
+    """The API server refused the pod create: the Facts field that tells the next decision why."""
+
+    fact: dict[str, str]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Reconciler:
     def __init__(
         self,
-        api: Api,
-        runs: Informer,
-        pods: Informer,
+        api: ClusterApi,
+        runs: Cache,
+        pods: Cache,
         settings: Settings,
         metrics: Metrics,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.api = api
         self.runs = runs
         self.pods = pods
         self.settings = settings
         self.metrics = metrics
+        self.now = clock
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(4)
-        self.signing = SigningSecrets(api, settings)  # signing (issue 13): per-run key Secret
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
+        self.signing = SigningSecrets(api, settings)  # type: ignore[arg-type]  # signing (issue 13)
 
     async def reconcile(self, key: str) -> float | None:
         """Returns seconds until the key should be looked at again (None: only on the next event)."""
@@ -61,28 +97,17 @@ class Reconciler:
         for _ in range(MAX_PASSES):
             if raw is None:
                 return None
-            try:
-                run = CustomRun.model_validate(raw)
-            except ValidationError as err:
-                log.warning(
-                    "Skipped malformed CustomRun",
-                    extra={"fields": {"namespace": namespace, "name": name, "error": str(err)[:500]}},
-                )
+            run = _view(raw)
+            if run is None or not run.is_ours:
                 return None
-            if not run.is_ours:
-                return None
-            attempt = len(run.status.retries_status) + 1
-            pod_name = naming.pod_name(name, attempt)
+            pod_name = naming.pod_name(name, len(run.status.retries_status) + 1)
             pod = self.pods.get(namespace, pod_name)
-            decision = decide(run, pod, self.now(), self.settings, facts)
-            if decision.needs_facts:
-                facts = await self.gather_facts(run)
-                decision = decide(run, pod, self.now(), self.settings, facts)
+            decision, facts = await self._decide(run, pod, facts)
             if decision.create_pod is not None:
                 await self.signing.prepare(run, decision.create_pod)  # signing (issue 13)
-                created = await self._create_pod(decision.create_pod)
-                if isinstance(created, str):  # rejected by admission: decide again knowing that
-                    facts = dataclasses.replace(facts or Facts(), pod_rejected=created)
+                created = await self._create_pod(run, decision.create_pod)
+                if isinstance(created, Refused):  # decide again knowing that
+                    facts = dataclasses.replace(facts or Facts(), **created.fact)
                     continue
                 if created is None:  # it already exists: adopt it and decide again
                     existing = await self.api.get_pod(namespace, pod_name)
@@ -90,8 +115,8 @@ class Reconciler:
                         self.pods.update(existing)
                     continue
                 self.pods.update(created)
-            if decision.delete_pod:
-                await self.api.delete_pod(namespace, decision.delete_pod)
+            for doomed in decision.delete_pods:
+                await self.api.delete_pod(namespace, doomed)
             if decision.status is not None:
                 patch = merge_patch(raw.get("status") or {}, decision.status)
                 if patch:
@@ -114,11 +139,36 @@ class Reconciler:
                     self.metrics.status_updates.inc()
                     self.runs.update(updated)
                     raw = updated
-            await self._after(run, decision)
+            if decision.outcome is not None:  # signing (issue 13): the run is over, its copy of the key goes
+                await self.signing.cleanup(run, run_asks_to_sign(run, self.settings))
+            self._after(run, decision)
             return decision.requeue_after
         return 1.0  # still contended after several passes: try again soon
 
-    async def _reread(self, namespace: str, name: str) -> dict[str, Any] | None:
+    async def _decide(
+        self, run: CustomRun, pod: Obj | None, facts: Facts | None
+    ) -> tuple[Decision, Facts | None]:
+        """decide(), reading what it asks for (planning facts, the pod's log tail) and deciding again."""
+        decision = decide(run, pod, self.now(), self.settings, facts)
+        if decision.needs_facts:
+            facts = await self.gather_facts(run)
+            decision = decide(run, pod, self.now(), self.settings, facts)
+        if decision.read_progress and pod is not None:
+            tail = await self._log_tail(run, pod)
+            decision = decide(run, pod, self.now(), self.settings, facts, log_tail=tail)
+        return decision, facts
+
+    async def _log_tail(self, run: CustomRun, pod: Obj) -> str:
+        meta = pod.get("metadata") or {}
+        try:
+            return await self.api.pod_log_tail(run.metadata.namespace, meta.get("name", ""), CONTAINER)
+        except ApiError as err:  # progress is best effort: no log (yet, or no pods/log) shows none
+            log.debug(
+                "Pod log not read", extra={"fields": {"pod": meta.get("name"), "error": str(err)[:200]}}
+            )
+            return ""
+
+    async def _reread(self, namespace: str, name: str) -> Obj | None:
         try:
             fresh = await self.api.get_customrun(namespace, name)
         except ApiError as err:
@@ -129,24 +179,36 @@ class Reconciler:
         self.runs.update(fresh)
         return fresh
 
-    async def _create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | str | None:
-        """The created pod; None if it exists already; the message when admission refused it."""
+    async def _create_pod(self, run: CustomRun, manifest: Obj) -> Obj | Refused | None:
+        """The created pod; None if it exists already; a Refused when the API server said no."""
         try:
             return await self.api.create_pod(manifest)
         except ApiError as err:
             if err.conflict:
                 return None
-            if err.status in (403, 422) or (err.status == 400 and "forbidden" in err.message.lower()):
-                return err.message
+            refusal = classify(err.status, err.message)
+            if refusal is Refusal.ADMISSION:
+                return Refused({"pod_rejected": err.message})
+            if refusal is Refusal.RBAC:
+                # our own Role lacks a right: say so loudly (the decision also records an Event)
+                fields = {
+                    "namespace": run.metadata.namespace,
+                    "name": run.metadata.name,
+                    "error": err.message,
+                }
+                log.error(
+                    "Controller may not create pods; fix its RBAC (config/rbac)", extra={"fields": fields}
+                )
+                return Refused({"create_forbidden": err.message})
             raise
 
     async def gather_facts(self, run: CustomRun) -> Facts:
+        """Everything a plan looks up, named by the same resolved params the plan uses."""
         ns = run.metadata.namespace
         pvcs: dict[str, PvcInfo | None] = {}
         for claim in workspace_claims(run):
             obj = await self.api.get_pvc(ns, claim)
             pvcs[claim] = None if obj is None else await self._pvc_info(obj)
-        params = {p.name: p.value for p in run.spec.params}
         defaults: dict[str, Any] | None = None
         missing = False
         ref = run.spec.custom_ref
@@ -156,14 +218,11 @@ class Reconciler:
                 missing = True
             else:
                 defaults = defaults_from_spec(obj.get("spec") or {})
-
-        def named(param: str) -> Any:
-            return params.get(param) or (defaults or {}).get(param)
-
-        secret_state = await _key_state(self.api.get_secret, ns, named("registry-secret"), AUTH_KEYS)
-        ca_state = await _key_state(self.api.get_configmap, ns, named("ca-bundle"), CA_KEYS)
+        params = raw_params(run, defaults)
+        secret_state = await _key_state(self.api.get_secret, ns, params.get("registry-secret"), AUTH_KEYS)
+        ca_state = await _key_state(self.api.get_configmap, ns, params.get("ca-bundle"), CA_KEYS)
         # registries issue: the explicit Secret and the ServiceAccount's credentials, in precedence order
-        explicit = named("registry-secret")
+        explicit = params.get("registry-secret")
         sa = self.settings.pod_service_account or run.spec.service_account_name or "default"
         creds = await credential_secrets(
             self.api,
@@ -180,7 +239,7 @@ class Reconciler:
             credentials=creds,
         )
 
-    async def _pvc_info(self, pvc: dict[str, Any]) -> PvcInfo:
+    async def _pvc_info(self, pvc: Obj) -> PvcInfo:
         meta, spec = pvc.get("metadata") or {}, pvc.get("spec") or {}
         modes = tuple((pvc.get("status") or {}).get("accessModes") or spec.get("accessModes") or ())
         node = (meta.get("annotations") or {}).get("volume.kubernetes.io/selected-node")
@@ -194,7 +253,7 @@ class Reconciler:
             node = _pv_node(pv) if pv else None
         return PvcInfo(name=meta.get("name", ""), access_modes=modes, node=node)
 
-    async def _after(self, run: CustomRun, decision: Decision) -> None:
+    def _after(self, run: CustomRun, decision: Decision) -> None:
         fields = {
             "namespace": run.metadata.namespace,
             "name": run.metadata.name,
@@ -207,29 +266,43 @@ class Reconciler:
         if decision.eviction:
             self.metrics.evictions.labels(mode=decision.mode or "unknown").inc()
         out = decision.outcome
-        if out is not None:  # signing (issue 13): the run is over, its copy of the key goes
-            await self.signing.cleanup(run, run_asks_to_sign(run, self.settings))
+        if out is not None:
             self.metrics.runs.labels(outcome=out.outcome, reason=out.reason, mode=out.mode).inc()
             self.metrics.run_duration.labels(outcome=out.outcome, mode=out.mode).observe(out.duration_seconds)
             if out.bytes_pushed:
                 self.metrics.bytes_pushed.labels(mode=out.mode).inc(out.bytes_pushed)
         if decision.events:
             # events are best effort and must not delay the next status write: record them off the hot path
-            raw = run.model_dump(by_alias=True, exclude_none=True)
-            task = asyncio.create_task(self._record(raw, decision, fields))
+            task = asyncio.create_task(self._record(run, decision, fields))
             self._event_tasks.add(task)
             task.add_done_callback(self._event_tasks.discard)
 
-    async def _record(self, raw: dict[str, Any], decision: Decision, fields: dict[str, Any]) -> None:
+    async def _record(self, run: CustomRun, decision: Decision, fields: dict[str, Any]) -> None:
         async with self._event_slots:
             for event in decision.events:
-                try:
-                    await self.api.create_event(raw, event.type, event.reason, event.message, COMPONENT)
-                except ApiError as err:
-                    log.warning("Event not recorded", extra={"fields": {**fields, "error": str(err)}})
+                await self._event(run, event.type, event.reason, event.message, fields)
+
+    async def _event(
+        self, run: CustomRun, kind: str, reason: str, message: str, fields: dict[str, Any] | None = None
+    ) -> None:
+        try:
+            raw = run.model_dump(by_alias=True, exclude_none=True)
+            await self.api.create_event(raw, kind, reason, message, COMPONENT)
+        except ApiError as err:
+            log.warning("Event not recorded", extra={"fields": {**(fields or {}), "error": str(err)}})
 
 
-def _pv_node(pv: dict[str, Any]) -> str | None:
+def _view(raw: Obj) -> CustomRun | None:
+    try:
+        return CustomRun.model_validate(raw)
+    except ValidationError as err:
+        meta = raw.get("metadata") or {}
+        fields = {"namespace": meta.get("namespace"), "name": meta.get("name"), "error": str(err)[:500]}
+        log.warning("Skipped malformed CustomRun", extra={"fields": fields})
+        return None
+
+
+def _pv_node(pv: Obj) -> str | None:
     terms = (((pv.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
         "nodeSelectorTerms"
     ) or []
@@ -245,7 +318,7 @@ def _pv_node(pv: dict[str, Any]) -> str | None:
 
 
 async def _key_state(
-    get: Callable[[str, str], Awaitable[dict[str, Any] | None]], ns: str, name: Any, keys: tuple[str, ...]
+    get: Callable[[str, str], Awaitable[Obj | None]], ns: str, name: Any, keys: tuple[str, ...]
 ) -> str | None:
     """Which of `keys` the Secret/ConfigMap `name` holds: the first one present, "nokey" or "missing";
     None when no valid name was given (the params check reports a bad one as InvalidParams)."""

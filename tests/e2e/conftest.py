@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 from kubernetes_asyncio import client
 
 from hack.ports import free_port
@@ -100,7 +101,13 @@ async def controllers(
     started: list[ControllerProcess] = []
 
     async def start(wait: bool = True, **env: str) -> ControllerProcess:
-        env = {"MODELPUSH_INSECURE_REGISTRIES": registry.host, **env}
+        # a short grace for a missing Secret/CA ConfigMap keeps the failure tests quick; tests of the
+        # grace itself pass their own value
+        env = {
+            "MODELPUSH_INSECURE_REGISTRIES": registry.host,
+            "MODELPUSH_MISSING_OBJECT_GRACE_SECONDS": "2",
+            **env,
+        }
         ctl = ControllerProcess(
             cluster.kubeconfig, namespace, tmp_path / f"controller-{len(started)}.log", env
         )
@@ -199,6 +206,23 @@ class CustomRuns:
             return json.loads(await resp.read())["items"]
         finally:
             resp.release()
+
+
+async def install_modelimagepush_crd(kube_api: client.ApiClient) -> None:
+    """The optional ModelImagePush CRD (named defaults), created once and waited for until Established."""
+    ext = client.ApiextensionsV1Api(kube_api)
+    crd = yaml.safe_load((REPO / "config" / "crd" / "modelimagepushes.yaml").read_text())
+    try:
+        await ext.create_custom_resource_definition(crd)
+    except client.ApiException as e:
+        if e.status != 409:
+            raise
+
+    async def established() -> bool:
+        obj = await ext.read_custom_resource_definition(crd["metadata"]["name"])
+        return any(c.type == "Established" and c.status == "True" for c in obj.status.conditions or [])
+
+    await wait_for(established, 60, "ModelImagePush CRD established")
 
 
 def cond(run: dict[str, Any]) -> dict[str, Any]:

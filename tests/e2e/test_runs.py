@@ -6,14 +6,12 @@ import re
 from typing import Any
 
 import pytest
-import yaml
-from kubernetes_asyncio import client
 
 from tests.e2e.conftest import (
-    REPO,
     WS,
     CustomRuns,
     cond,
+    install_modelimagepush_crd,
     model_pvc,
     push_dir,
     results,
@@ -164,19 +162,7 @@ async def test_skopeo_mode(controllers, crs: CustomRuns, make_pvc, registry, tmp
 async def test_named_defaults_and_embedded_spec(
     controllers, crs: CustomRuns, kube_api, make_pvc, registry, namespace
 ) -> None:
-    ext = client.ApiextensionsV1Api(kube_api)
-    crd = yaml.safe_load((REPO / "config" / "crd" / "modelimagepushes.yaml").read_text())
-    try:
-        await ext.create_custom_resource_definition(crd)
-    except client.ApiException as e:
-        if e.status != 409:
-            raise
-
-    async def established() -> bool:
-        obj = await ext.read_custom_resource_definition(crd["metadata"]["name"])
-        return any(c.type == "Established" and c.status == "True" for c in obj.status.conditions or [])
-
-    await wait_for(established, 60, "ModelImagePush CRD established")
+    await install_modelimagepush_crd(kube_api)
     await controllers()
     await model_pvc(make_pvc, namespace)
     defaults = {

@@ -159,11 +159,11 @@ def test_missing_credentials_is_an_auth_error(tls_registry: LocalRegistry, tree:
 
 def test_untrusted_certificate_is_refused_by_default(tls_registry: LocalRegistry, tree: Path) -> None:
     run = run_cli("build", "--context", str(tree), "--image", f"{tls_registry.host}/secure/model:v4")
-    assert run.rc == 4
+    assert run.rc == 5  # kind unreachable: RegistryUnreachable (TLS)
     assert "--ca-file" in run.result["error"]["message"]
 
 
-def test_unreachable_registry_is_a_registry_error(tree: Path, tmp_path: Path) -> None:
+def test_unreachable_registry_is_an_unreachable_error(tree: Path, tmp_path: Path) -> None:
     from hack.ports import free_port
 
     host = f"127.0.0.1:{free_port()}"
@@ -179,9 +179,9 @@ def test_unreachable_registry_is_a_registry_error(tree: Path, tmp_path: Path) ->
         "2",
         result_file=tmp_path / "r.json",
     )
-    assert run.rc == 4
+    assert run.rc == 5
     err = json.loads((tmp_path / "r.json").read_text())["error"]
-    assert err["kind"] == "registry"
+    assert err["kind"] == "unreachable"
     assert host in err["message"]
 
 

@@ -82,7 +82,7 @@ def test_invalid_params_fail_without_pod() -> None:
 
 def test_unchanged_running_pod_writes_nothing() -> None:
     r = started()
-    d = decide(r, pod("Running"), NOW, SETTINGS)
+    d = decide(r, pod("Running"), NOW, SETTINGS.model_copy(update={"progress_interval_seconds": 0}))
     assert d.status is None and d.create_pod is None
     assert d.requeue_after == pytest.approx(3590)
 
@@ -124,15 +124,18 @@ def test_succeeded_without_result_fails() -> None:
     [
         (4, '{"error": {"kind": "registry", "message": "PUT blob: 500 after 5 retries"}}', "PushFailed"),
         (
-            4,
-            '{"error": {"kind": "registry", "message": "127.0.0.1:1 unreachable: Connection refused"}}',
+            5,
+            '{"error": {"kind": "unreachable", "message": "GET /v2/ on r:1 answered 503 5 times"}}',
             "RegistryUnreachable",
         ),
         (
-            4,
-            '{"error": {"kind": "registry", "message": "TLS certificate of r:1 not trusted (x)"}}',
+            5,
+            '{"error": {"kind": "unreachable", "message": "TLS certificate of r:1 not trusted (x)"}}',
             "RegistryUnreachable",
         ),
+        # the kind decides, never words in the message
+        (4, '{"error": {"kind": "registry", "message": "blob unreachable: timed out"}}', "PushFailed"),
+        (5, "killed before writing a result", "RegistryUnreachable"),
         (3, '{"error": {"kind": "auth", "message": "401 from 127.0.0.1:5000"}}', "AuthenticationFailed"),
         (
             2,
@@ -253,7 +256,7 @@ def test_cancel_deletes_pod() -> None:
     body = run_dict(status=running_status())
     body["spec"]["status"] = "RunCancelled"
     d = decide(CustomRun.model_validate(body), pod("Running"), NOW, SETTINGS)
-    assert d.delete_pod == "push-1-push-1"
+    assert d.delete_pods == ["push-1-push-1"]
     c = cond(d.status)
     assert (c["status"], c["reason"]) == ("False", "CustomRunCancelled")
     assert d.status["completionTime"] == ts(NOW)
@@ -266,7 +269,7 @@ def test_cancel_ignored_when_done() -> None:
     body = run_dict(status=done)
     body["spec"]["status"] = "RunCancelled"
     d = decide(CustomRun.model_validate(body), pod("Succeeded"), NOW, SETTINGS)
-    assert d.status is None and d.delete_pod is None
+    assert d.status is None and not d.delete_pods
 
 
 @pytest.mark.parametrize(
@@ -278,11 +281,11 @@ def test_timeout(timeout: str | None, age: int, timed_out: bool) -> None:
     r = run(status=running_status(start=ts(NOW - timedelta(seconds=age))), **kw)
     d = decide(r, pod("Running"), NOW, SETTINGS)
     if timed_out:
-        assert d.delete_pod == "push-1-push-1"
+        assert d.delete_pods == ["push-1-push-1"]
         c = cond(d.status)
         assert (c["status"], c["reason"]) == ("False", "CustomRunTimedOut")
     else:
-        assert d.delete_pod is None and (d.status is None or cond(d.status)["status"] == "Unknown")
+        assert not d.delete_pods and (d.status is None or cond(d.status)["status"] == "Unknown")
 
 
 def test_pod_deadline_exceeded_is_timeout() -> None:
@@ -326,7 +329,8 @@ def test_pod_deadline_exceeded_is_timeout() -> None:
 )
 def test_preflight_failures(facts: Facts, params: dict[str, Any], reason: str, needle: str) -> None:
     r = run({"source": "dir:///workspace/model", "image": "127.0.0.1:5000/acme/m:v1", **params}, retries=3)
-    d = decide(r, None, NOW, SETTINGS, facts)
+    no_grace = SETTINGS.model_copy(update={"missing_object_grace_seconds": 0})
+    d = decide(r, None, NOW, no_grace, facts)
     assert d.create_pod is None
     c = cond(d.status)
     assert (c["status"], c["reason"]) == ("False", reason) and needle in c["message"]
@@ -353,16 +357,23 @@ def test_defaults_object_missing() -> None:
     facts = Facts(pvcs=FACTS.pvcs, defaults={"source": "dir:///workspace/model"})
     d2 = decide(r, None, NOW, SETTINGS, facts)
     assert d2.create_pod is not None
-    # later passes (pod running) also resolve the defaults before validating
+    # later passes (pod running) use the params snapshot taken when the pod was planned: the defaults
+    # object may be edited or deleted meanwhile without touching the running attempt
+    assert d2.status["extraFields"]["params"] == {
+        "source": "dir:///workspace/model",
+        "image": "127.0.0.1:5000/acme/m:v1",
+    }
     r2 = CustomRun.model_validate({**body, "status": d2.status})
-    assert decide(r2, pod("Running"), NOW, SETTINGS).needs_facts
+    d3 = decide(r2, pod("Running"), NOW, SETTINGS, Facts(defaults_missing=True))
+    assert not d3.needs_facts and not d3.delete_pods
+    assert d3.status is not None and cond(d3.status)["reason"] == "Running"
     d3 = decide(r2, pod("Running"), NOW, SETTINGS, facts)
     assert cond(d3.status)["reason"] == "Running"
 
 
 def test_foreign_pod_with_same_name_is_deleted() -> None:
     d = decide(started(), pod("Running", uid="other"), NOW, SETTINGS)
-    assert d.delete_pod == "push-1-push-1" and d.create_pod is None
+    assert d.delete_pods == ["push-1-push-1"] and d.create_pod is None
 
 
 def test_succeeded_is_first_condition_and_others_kept() -> None:
@@ -399,8 +410,8 @@ def test_stuck_pending_pod(reason: str, age: int, expected: str | None) -> None:
     p["metadata"]["creationTimestamp"] = ts(NOW - timedelta(seconds=age))
     d = decide(started(), p, NOW, SETTINGS)
     if expected is None:
-        assert d.delete_pod is None and (d.status is None or cond(d.status)["status"] == "Unknown")
+        assert not d.delete_pods and (d.status is None or cond(d.status)["status"] == "Unknown")
     else:
-        assert d.delete_pod == "push-1-push-1"
+        assert d.delete_pods == ["push-1-push-1"]
         c = cond(d.status)
         assert (c["status"], c["reason"]) == ("False", expected) and reason in c["message"]

@@ -1,0 +1,69 @@
+"""Live progress of a running push, read from the end of the work pod's log (pure).
+
+The push program prints `{"event": "progress", "bytes_done", "bytes_total", "rate_bps", "eta_s"}` lines on
+stderr (controller.push.progress); the controller shows the newest one under `extraFields.progress`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Seen:
+    done: int
+    total: int
+    rate_bps: int
+    eta_s: float | None
+
+
+def parse_progress(log_tail: str) -> Seen | None:
+    """The newest well-formed progress line in `log_tail`, or None."""
+    for line in reversed(log_tail.splitlines()):
+        line = line.strip()
+        if not (line.startswith("{") and '"progress"' in line):
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by tailLines/limitBytes: try the one before
+        if not isinstance(data, dict) or data.get("event") != "progress":
+            continue
+        try:
+            done, total = int(data.get("bytes_done") or 0), int(data.get("bytes_total") or 0)
+            rate = int(data.get("rate_bps") or 0)
+            eta = data.get("eta_s")
+            return Seen(max(done, 0), max(total, 0), max(rate, 0), None if eta is None else float(eta))
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def progress_fields(seen: Seen, updated_at: str) -> dict[str, Any]:
+    """The `extraFields.progress` object (camelCase like the rest of the status)."""
+    percent = round(100.0 * seen.done / seen.total, 1) if seen.total else None
+    return {
+        "bytesDone": seen.done,
+        "bytesTotal": seen.total,
+        "percent": percent,
+        "mibPerSecond": round(seen.rate_bps / MIB, 1),
+        "etaSeconds": None if seen.eta_s is None else round(seen.eta_s),
+        "updatedAt": updated_at,
+    }
+
+
+def progress_text(fields: dict[str, Any] | None) -> str:
+    """One short phrase for the condition message, e.g. `42.0% of 48.0 GiB at 250.3 MiB/s, ETA 3m12s`."""
+    if not fields or not fields.get("bytesTotal"):
+        return ""
+    total = fields["bytesTotal"] / 1024**3
+    text = f"{fields.get('percent') or 0}% of {total:.1f} GiB at {fields.get('mibPerSecond', 0)} MiB/s"
+    eta = fields.get("etaSeconds")
+    if eta is not None:
+        minutes, seconds = divmod(int(eta), 60)
+        text += f", ETA {minutes}m{seconds:02d}s" if minutes else f", ETA {seconds}s"
+    return text
