@@ -5,15 +5,19 @@ Only host names leave this module: the Secrets' values are parsed for their regi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from controller.kube.api import Api
 from controller.kube.client import ApiError
 from controller.logic.credentials import Origin, SecretInfo, secret_info
 
 
+class _Reads(Protocol):
+    async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+    async def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+
 async def credential_secrets(
-    api: Api, namespace: str, registry_secret: str | None, service_account: str
+    api: _Reads, namespace: str, registry_secret: str | None, service_account: str
 ) -> tuple[SecretInfo, ...]:
     """The explicit Secret, then the ServiceAccount's `secrets`, then its `imagePullSecrets`, as found.
 
