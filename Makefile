@@ -21,8 +21,8 @@ setup: ## Install apt packages, the Python venv and the control-plane binaries (
 	bash hack/install-deps.sh
 
 .PHONY: test-unit
-test-unit: ## Pure unit tests only (no registry, no cluster)
-	SKIP_CONTROL_PLANE=1 bash hack/install-deps.sh
+test-unit: ## Pure unit tests only (no registry, no cluster, no Go build)
+	SKIP_GO_BUILDS=1 bash hack/install-deps.sh
 	$(PYTEST) -q -p no:cacheprovider tests/unit
 
 .PHONY: test-push

@@ -18,6 +18,15 @@ have_k8s() { for b in "${K8S_CMDS[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done;
 if have_k8s && [[ -x "$BIN/etcd" ]]; then
   echo "$BIN"; exit 0
 fi
+# One build per cache at a time: a second caller (another worktree, a test) waits for it and then
+# finds the binaries, instead of compiling the same packages next to it on a shared machine.
+mkdir -p "$(dirname "$BIN")"
+exec 9>"$BIN.lock"
+flock 9
+if have_k8s && [[ -x "$BIN/etcd" ]]; then
+  echo "$BIN"; exit 0
+fi
+PATH="$(bash "$(dirname "$0")/go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 start=$(date +%s)

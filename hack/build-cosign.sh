@@ -13,6 +13,7 @@ export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 if [[ -x "$BIN/cosign" ]]; then
   echo "$BIN/cosign"; exit 0
 fi
+PATH="$(bash "$(dirname "$0")/go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 start=$(date +%s)

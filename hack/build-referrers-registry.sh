@@ -13,6 +13,7 @@ cp "$src/main.go" "$work/"
 cd "$work"
 go mod init local/referrers-registry >/dev/null 2>&1
 go get "github.com/google/go-containerregistry@$GGCR_VERSION" >&2
+PATH="$(bash "$(dirname "$0")/go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 nice -n 10 go build -trimpath -ldflags "-s -w" -o "$BIN/registry.tmp.$$" . >&2
 mv "$BIN/registry.tmp.$$" "$BIN/registry"

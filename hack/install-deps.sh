@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Installs everything the project needs, idempotently: Debian packages, the
-# Python virtualenv with locked versions, and the control-plane binaries
-# (built from Go modules, cached outside the repo by version).
+# Installs everything the project needs, idempotently: Debian packages, a Go
+# toolchain when the machine has none new enough (hack/go.sh), the Python
+# virtualenv with locked versions, and the control-plane binaries (built from
+# Go modules, cached outside the repo by version). A fresh Debian 12 needs only
+# python3, make and root (or sudo) before this.
+# INSTALL_DEPS_STOP_AFTER=go stops once `go version` works (the fresh-machine check in tests/setup);
+# SKIP_GO_BUILDS=1 stops after the venv (make test-unit); SKIP_CONTROL_PLANE=1 builds only what tests/push uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(docker-registry skopeo buildah openssl busybox-static)
+# python3-venv: `python3 -m venv` (and its ensurepip) is a separate package on Debian;
+# ca-certificates: HTTPS to PyPI and the Go module proxy on a minimal image.
+APT_PACKAGES=(python3-venv ca-certificates docker-registry skopeo buildah openssl busybox-static)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +23,17 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
+# Go only for the builds (SKIP_GO_BUILDS=1, as in make test-unit, needs none). The build scripts
+# ask hack/go.sh as well; with this PATH it answers at once.
+if [[ "${SKIP_GO_BUILDS:-0}" != 1 || "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
+  PATH="$(bash hack/go.sh):$PATH"
+  export PATH
+fi
+if [[ "${INSTALL_DEPS_STOP_AFTER:-}" == go ]]; then
+  go version
+  exit 0
+fi
+
 if [[ ! -x .venv/bin/python ]] || ! cmp -s requirements.lock .venv/.installed-lock; then
   echo "install-deps: creating .venv from requirements.lock" >&2
   python3 -m venv .venv
@@ -25,6 +42,9 @@ if [[ ! -x .venv/bin/python ]] || ! cmp -s requirements.lock .venv/.installed-lo
   cp requirements.lock .venv/.installed-lock
 fi
 
+if [[ "${SKIP_GO_BUILDS:-0}" == 1 ]]; then
+  exit 0
+fi
 # The registry matrix of tests/push (distribution v3 ~1.5 min cold, go-containerregistry seconds).
 bash hack/build-registries.sh >/dev/null
 

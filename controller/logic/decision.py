@@ -125,7 +125,9 @@ def decide(
     remaining = None
     if limit is not None:
         remaining = (start + timedelta(seconds=limit) - now).total_seconds()
-        if remaining <= 0:
+        # The pod's activeDeadlineSeconds counts from its own start, so the kubelet fires after our clock;
+        # when it has fired (we were down or late), its message is the one that names the cause.
+        if remaining <= 0 and not (b.pod is not None and _deadline_exceeded(b.pod)):
             msg = f"Attempt {b.attempt} timed out after {run.spec.timeout or f'{limit:g}s'}"
             return _fail_attempt(b, Reason.TIMED_OUT, msg)
 
@@ -152,6 +154,11 @@ def _missing(b: _Attempt, start: datetime, reason: Reason, waiting_reason: Reaso
     waited = max((b.now - start).total_seconds(), 0.0)
     b.decision.requeue_after = min(left, max(1.0, min(waited / 2, 10.0)))
     return b.finish()
+
+
+def _deadline_exceeded(pod: dict[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    return status.get("phase") == "Failed" and status.get("reason") == "DeadlineExceeded"
 
 
 def _plan_pod(

@@ -15,7 +15,8 @@ _PATTERNS = {
         re.compile(r"Usage of EmptyDir volume \"[^\"]*\" exceeds the limit \"(?P<v>[0-9.]+[A-Za-z]*)\""),
     ],
     "threshold": [re.compile(r"Threshold quantity: (?P<v>[0-9.]+[A-Za-z]*)")],
-    "available": [re.compile(r"available: (?P<v>[0-9.]+[A-Za-z]*)")],
+    # Over its threshold the node's available figure goes negative (kubelet prints e.g. `available: -1Mi`).
+    "available": [re.compile(r"available: (?P<v>-?[0-9.]+[A-Za-z]*)")],
     "usage": [re.compile(r"was using (?P<v>[0-9.]+[A-Za-z]*)")],
     "request": [re.compile(r"request is (?P<v>[0-9.]+[A-Za-z]*)")],
 }
@@ -44,8 +45,10 @@ def _figure(name: str, message: str) -> int | None:
     for pattern in _PATTERNS[name]:
         match = pattern.search(message)
         if match:
+            text = match.group("v").rstrip(".")
+            sign = -1 if text.startswith("-") else 1
             try:
-                return parse_quantity(match.group("v").rstrip("."))
+                return sign * parse_quantity(text.lstrip("-"))
             except ValueError:
                 return None
     return None

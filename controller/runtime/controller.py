@@ -111,6 +111,10 @@ class Controller:
                     self.queue.add(f"{ns}/{name}")
 
     async def _worker(self) -> None:
+        # As controller-runtime's WaitForCacheSync: a reconcile that ran on a run before the pod cache was
+        # listed would see no pod (after a restart: time a run out without deleting its pod, or lose the
+        # kubelet's reason).
+        await asyncio.gather(*(i.synced.wait() for i in self.run_informers + self.pod_informers))
         while True:
             try:
                 key = await self.queue.get()

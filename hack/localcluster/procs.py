@@ -134,9 +134,18 @@ def stop_group(pid: int, grace: float = 10.0) -> None:
 
 
 def stop_recorded(piddir: Path, names: Sequence[str], grace: float = 10.0) -> None:
-    """Stops the named processes in order (dependants first) and removes their pid files."""
+    """Stops the named processes in order (dependants first) and removes their pid files. One that cannot
+    be stopped (e.g. PermissionError) does not leave the others running: the first error is raised last."""
+    errors: list[BaseException] = []
     for name in names:
         pid = read_pid(piddir, name)
-        if pid is not None:
+        if pid is None:
+            continue
+        try:
             stop_group(pid, grace)
-            (piddir / f"{name}.pid").unlink(missing_ok=True)
+        except Exception as err:
+            errors.append(err)
+            continue
+        (piddir / f"{name}.pid").unlink(missing_ok=True)
+    if errors:
+        raise errors[0]

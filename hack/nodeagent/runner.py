@@ -18,7 +18,7 @@ from kubernetes_asyncio import client
 from controller.model.quantity import parse_quantity
 from hack.nodeagent.envvars import expand, field_value
 from hack.nodeagent.eviction import ContainerUsage, PodUsage, VolumeUsage
-from hack.nodeagent.images import ImageNotAllowed, resolve_argv
+from hack.nodeagent.images import ImageNotAllowed, InvalidImageName, resolve_argv
 from hack.nodeagent.kube import MERGE, as_dict, status_code
 from hack.nodeagent.pathmap import PathMap
 from hack.nodeagent.podstatus import (
@@ -119,7 +119,8 @@ class PodRunner:
                 for c in inits + containers
             }
         except ImageNotAllowed as e:
-            await self._patch(self._pending_status(("ErrImagePull", str(e))))
+            reason = "InvalidImageName" if isinstance(e, InvalidImageName) else "ErrImagePull"
+            await self._patch(self._pending_status((reason, str(e))))
             log.info("image not allowed", extra={"pod": self.key, "error": str(e)})
             await asyncio.Event().wait()  # stays Pending until deleted, like a pod stuck in ErrImagePull
             return

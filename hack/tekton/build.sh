@@ -16,6 +16,15 @@ log() { echo "tekton-build: $*" >&2; }
 if [[ -x "$OUT" ]]; then
   echo "$OUT"; exit 0
 fi
+# One build per cache at a time: a second caller (another worktree, a test) waits for it and then
+# finds the binaries, instead of compiling the same packages next to it on a shared machine.
+mkdir -p "$(dirname "$BIN")"
+exec 9>"$BIN.lock"
+flock 9
+if [[ -x "$OUT" ]]; then
+  echo "$OUT"; exit 0
+fi
+PATH="$(bash "$(dirname "$0")/../go.sh"):$PATH"  # the project's Go when the machine has none new enough
 mkdir -p "$BIN"
 work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
 start=$(date +%s)

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from hack.gotoolchain import go_binary
+
 DEFAULT_VERSION = "v1.9.1"
 SYSTEM_NAMESPACE = "tekton-pipelines"
 MODULE = "github.com/tektoncd/pipeline"
@@ -39,7 +41,7 @@ def module_dir(version: str | None = None) -> Path:
     """Return the module cache directory of github.com/tektoncd/pipeline@version (downloads it if needed)."""
     version = version or tekton_version()
     out = subprocess.run(
-        ["go", "mod", "download", "-json", f"{MODULE}@{version}"],
+        [go_binary(), "mod", "download", "-json", f"{MODULE}@{version}"],
         check=True,
         capture_output=True,
         text=True,

@@ -22,8 +22,10 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from hack.ports import free_port
+from hack.ports import ATTEMPTS, free_port, in_use
+from hack.registry import LocalRegistry
 from tests.fixtures.cluster import ClusterInfo, wait_for
+from tests.support.loopback import HangServer
 
 REPO = Path(__file__).resolve().parents[2]
 PY = str(REPO / ".venv" / "bin" / "python")
@@ -108,18 +110,31 @@ async def controllers(
             "MODELPUSH_MISSING_OBJECT_GRACE_SECONDS": "2",
             **env,
         }
-        ctl = ControllerProcess(
-            cluster.kubeconfig, namespace, tmp_path / f"controller-{len(started)}.log", env
-        )
-        started.append(ctl.start())
-        if wait:
-            await ctl.wait_ready()
-        return ctl
+        for attempt in range(1, ATTEMPTS + 1):
+            log = tmp_path / f"controller-{len(started)}.log"
+            ctl = ControllerProcess(cluster.kubeconfig, namespace, log, env)
+            started.append(ctl.start())
+            if not wait:
+                return ctl
+            try:
+                await ctl.wait_ready()
+                return ctl
+            except AssertionError:
+                ctl.stop()  # its metrics port was taken between free_port() and its bind: a fresh one
+                if attempt == ATTEMPTS or not in_use(log):
+                    raise
+        raise AssertionError("unreachable")
 
     yield start
-    for ctl in started:
-        ctl.stop()
+    failures = []
+    for ctl in started:  # every controller is stopped even when stopping another one failed
+        try:
+            ctl.stop()
+        except Exception as err:  # reported below, after the others stopped
+            failures.append(err)
         sys.stderr.write(f"--- {ctl.log_path} (tail)\n{ctl.logs()[-4000:]}\n")
+    if failures:
+        raise failures[0]
 
 
 @pytest.fixture
@@ -289,3 +304,31 @@ async def skopeo_digest(image: str, creds: str | None = None) -> str:
 
 def now() -> float:
     return time.monotonic()
+
+
+@pytest.fixture
+async def blackhole() -> AsyncIterator[str]:
+    """A 'registry' that accepts connections and never answers: keeps a copy pod busy."""
+    server = HangServer()
+    await server.start()
+    try:
+        yield server.host
+    finally:
+        await server.stop()
+
+
+def stuck_copy(blackhole: str, registry: LocalRegistry) -> dict[str, str]:
+    """Params of a copy from the blackhole: its pod runs until the run is cancelled or times out."""
+    return {
+        "source": f"docker://{blackhole}/a/b:1",
+        "image": f"{registry.host}/x/y:1",
+        "insecure-registries": blackhole,
+    }
+
+
+async def wait_pod_phase(crs: CustomRuns, run: str, phase: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        pods = await crs.pods(run)
+        return next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
+
+    return await wait_for(check, 90, f"a {phase} pod of {run}")

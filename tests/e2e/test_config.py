@@ -1,13 +1,16 @@
-"""config/ manifests are accepted by a real API server (server-side dry run, schema validation on)."""
+"""config/ manifests are accepted by a real API server (server-side dry run, schema validation on), and
+every overlay builds with the kubectl of the local cluster."""
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
 from controller.kube.client import KubeClient
+from hack.localcluster.binaries import bin_dir
 from tests.e2e.conftest import REPO
 from tests.fixtures.cluster import wait_for
 
@@ -92,3 +95,51 @@ async def test_config_manifests_pass_server_side_dry_run(cluster, namespace) -> 
         assert len(checked) == len(FILES)
     finally:
         await api.close()
+
+
+@pytest.mark.parametrize(
+    ("overlay", "kinds"),
+    [
+        (
+            "default",
+            {
+                "Namespace",
+                "CustomResourceDefinition",
+                "ServiceAccount",
+                "ClusterRole",
+                "ClusterRoleBinding",
+                "ConfigMap",
+                "Deployment",
+                "Service",
+            },
+        ),
+        ("prometheus", {"ServiceMonitor", "PrometheusRule"}),
+        ("samples", {"ModelImagePush", "Pipeline"}),
+    ],
+)
+def test_kustomize_builds(overlay: str, kinds: set[str]) -> None:
+    out = subprocess.run(
+        [str(bin_dir() / "kubectl"), "kustomize", str(CONFIG / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert {d["kind"] for d in docs} == kinds
+    if overlay == "default":
+        ns = {
+            d["metadata"].get("namespace")
+            for d in docs
+            if d["kind"] in ("Deployment", "ConfigMap", "Service")
+        }
+        assert ns == {"model-image-push-system"}
+        dep = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+        c = dep["containers"][0]
+        assert dep["securityContext"]["runAsNonRoot"] is True
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+        assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        # work pods follow the controller's image when an install retags it
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["MODELPUSH_WORK_IMAGE"] == c["image"]

@@ -26,9 +26,10 @@ from tests.e2e.conftest import (
     model_pvc,
     results,
     skopeo_digest,
+    stuck_copy,
+    wait_pod_phase,
 )
 from tests.e2e.test_auth import _secret
-from tests.e2e.test_lifecycle import blackhole, stuck_copy, wait_pod_phase  # noqa: F401 - fixture
 from tests.e2e.test_rbac import _kubeconfig
 from tests.fixtures.cluster import wait_for
 from tests.fixtures.registry import TLS_PASSWORD, TLS_USER
@@ -79,7 +80,7 @@ async def test_defaults_deleted_mid_run_keep_the_run_then_cancel_deletes_the_pod
     crs: CustomRuns,
     kube_api,
     registry,
-    blackhole: str,  # noqa: F811 - the imported fixture
+    blackhole: str,
     namespace,
 ) -> None:
     await install_modelimagepush_crd(kube_api)

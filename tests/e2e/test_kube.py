@@ -33,6 +33,7 @@ async def test_informer_relists_on_expired_watch_and_sees_changes(cluster, names
     inf = Informer(
         client, path, lambda kind, obj: seen.append((kind, obj["metadata"]["name"])), watch_timeout=5
     )
+    task: asyncio.Task | None = None
     try:
         # compact etcd (the API server does this every few minutes): resourceVersion 1 is then gone for
         # good, and a watch from it is answered with 410 Gone whether or not the watch cache serves it
@@ -44,13 +45,23 @@ async def test_informer_relists_on_expired_watch_and_sees_changes(cluster, names
         task = asyncio.create_task(inf.run())
         await asyncio.wait_for(inf.synced.wait(), 30)
         await client.request("POST", path, body=_run("r1"))
-        await wait_for(lambda: _async(("ADDED", "r1") in seen), 30, "ADDED r1 via watch")
+
+        async def added() -> bool:
+            return ("ADDED", "r1") in seen
+
+        await wait_for(added, 30, "ADDED r1 via watch")
         assert inf.get(namespace, "r1") is not None
         await client.request("DELETE", f"{path}/r1")
-        await wait_for(lambda: _async(("DELETED", "r1") in seen), 30, "DELETED r1 via watch")
+
+        async def deleted() -> bool:
+            return ("DELETED", "r1") in seen
+
+        await wait_for(deleted, 30, "DELETED r1 via watch")
         assert inf.get(namespace, "r1") is None
-        task.cancel()
     finally:
+        if task is not None:  # also when an assertion failed: no watch outlives the test
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await client.close()
 
 
@@ -60,10 +71,6 @@ async def _compact_etcd(url: str) -> None:
             revision = int((await r.json())["header"]["revision"])
         async with s.post(f"{url}/v3/kv/compaction", json={"revision": revision, "physical": True}) as r:
             assert r.status == 200, await r.text()
-
-
-async def _async(value: bool) -> bool:
-    return value
 
 
 async def test_status_merge_patch_and_conflict(cluster, namespace) -> None:

@@ -2,52 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
-from hack.registry import LocalRegistry
-from tests.e2e.conftest import WS, CustomRuns, cond, model_pvc, push_dir, results, skopeo_digest, write_model
+from tests.e2e.conftest import (
+    WS,
+    CustomRuns,
+    cond,
+    model_pvc,
+    push_dir,
+    results,
+    skopeo_digest,
+    stuck_copy,
+    wait_pod_phase,
+    write_model,
+)
 from tests.fixtures.cluster import wait_for
-from tests.support.loopback import HangServer
+from tests.push.faultproxy import FaultProxy
 
 pytestmark = [pytest.mark.cluster, pytest.mark.registry]
 SMALL_NODE = {
     "node-selector": '{"modelpush.dev/node-size": "small"}',
     "tolerations": '[{"key": "modelpush.dev/small", "operator": "Exists", "effect": "NoSchedule"}]',
 }
-
-
-@pytest.fixture
-async def blackhole() -> AsyncIterator[str]:
-    """A 'registry' that accepts connections and never answers: keeps a copy pod busy."""
-    server = HangServer()
-    await server.start()
-    try:
-        yield server.host
-    finally:
-        await server.stop()
-
-
-def stuck_copy(blackhole: str, registry: LocalRegistry) -> dict[str, str]:
-    """Params of a copy from the blackhole: its pod runs until the run is cancelled or times out."""
-    return {
-        "source": f"docker://{blackhole}/a/b:1",
-        "image": f"{registry.host}/x/y:1",
-        "insecure-registries": blackhole,
-    }
-
-
-async def wait_pod_phase(crs: CustomRuns, run: str, phase: str) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        pods = await crs.pods(run)
-        return next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
-
-    return await wait_for(check, 90, f"a {phase} pod of {run}")
 
 
 async def test_cancel_while_running(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
@@ -68,15 +47,31 @@ async def test_cancel_while_running(controllers, crs: CustomRuns, registry, blac
 
 
 async def test_cancel_after_done_is_ignored(controllers, crs: CustomRuns) -> None:
-    await controllers()
+    first = await controllers()
     await crs.create(
         "done-1", {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1", "mode": "x"}
     )
     before = await crs.wait_done("done-1", limit=60)
+    first.stop()
     await crs.patch_spec("done-1", {"status": "RunCancelled"})
-    await asyncio.sleep(2)
+    patched = (await crs.get("done-1"))["metadata"]["resourceVersion"]
+    # a fresh controller reconciles every run it lists; done-1 is the only one in this namespace
+    second = await controllers()
+
+    async def reconciled() -> bool:
+        return await reconciles(second) >= 1
+
+    await wait_for(reconciled, 60, "the new controller's reconcile of done-1")
     after = await crs.get("done-1")
+    assert after["metadata"]["resourceVersion"] == patched, "the controller wrote to a finished run"
     assert cond(after) == cond(before) and cond(after)["reason"] == "InvalidParams"
+
+
+async def reconciles(ctl) -> float:
+    """modelpush_reconcile_total summed over results, from the controller's /metrics."""
+    text = await ctl.metrics()
+    pattern = r"^modelpush_reconcile_total\{[^}]*\} (\S+)$"
+    return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M))
 
 
 async def test_timeout(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
@@ -102,7 +97,9 @@ async def test_retries_then_success(controllers, crs: CustomRuns, registry, tmp_
     assert results(run)["IMAGE_DIGEST"] == seeded["digest"]
     archived = run["status"]["retriesStatus"]
     assert archived[0]["conditions"][0]["status"] == "False"
-    assert archived[0]["conditions"][0]["reason"] in ("PushFailed", "RegistryUnreachable")
+    first = archived[0]["conditions"][0]
+    assert first["reason"] == "PushFailed", first  # the registry answered: the source is missing
+    assert f"{namespace}/later" in first["message"] and "not found" in first["message"].lower(), first
     names = sorted(p["metadata"]["name"] for p in await crs.pods("retry-1"))
     assert names[0] == "retry-1-push-1" and len(names) == len(archived) + 1
 
@@ -179,21 +176,37 @@ async def test_limitrange_rejection(controllers, crs: CustomRuns, kube_api, make
 async def test_restarted_controller_adopts_pod(
     controllers, crs: CustomRuns, make_pvc, registry, namespace
 ) -> None:
-    first = await controllers()
-    await model_pvc(make_pvc, namespace)
-    image = f"{registry.host}/{namespace}/adopt:v1"
-    await crs.create("adopt-1", {"source": "dir:///workspace/model", "image": image}, WS)
+    """The push stalls at a proxy in front of the registry, so the run is provably unfinished when the
+    controller is killed; the next controller adopts the pod, and the run finishes once, with one pod."""
+    gate = FaultProxy(registry.port)
+    await gate.start()
+    try:
+        gate.hold()
+        first = await controllers(MODELPUSH_INSECURE_REGISTRIES=f"{registry.host},{gate.host}")
+        await model_pvc(make_pvc, namespace)
+        await crs.create(
+            "adopt-1", {"source": "dir:///workspace/model", "image": f"{gate.host}/{namespace}/adopt:v1"}, WS
+        )
 
-    async def has_pod() -> list[dict[str, Any]]:
-        return await crs.pods("adopt-1")
+        async def push_waiting() -> bool:
+            return gate.held > 0
 
-    await wait_for(has_pod, 60, "first pod")
-    first.kill()  # SIGKILL: no cleanup, no lease release
-    await asyncio.sleep(1)
-    await controllers()
-    run = await crs.wait_done("adopt-1", limit=120)
+        await wait_for(push_waiting, 90, "the push waiting at the registry")
+        run = await crs.wait_status("adopt-1", lambda st: st["conditions"][0]["reason"] == "Running")
+        assert cond(run)["status"] == "Unknown", cond(run)
+        first.kill()  # SIGKILL: no cleanup, no lease release
+        await controllers(MODELPUSH_INSECURE_REGISTRIES=f"{registry.host},{gate.host}")
+        still = await crs.get("adopt-1")
+        assert cond(still)["status"] == "Unknown", cond(still)
+        gate.release()
+        run = await crs.wait_done("adopt-1", limit=120)
+    finally:
+        await gate.stop()
     assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
+    assert await skopeo_digest(f"{registry.host}/{namespace}/adopt:v1") == results(run)["IMAGE_DIGEST"]
     assert [p["metadata"]["name"] for p in await crs.pods("adopt-1")] == ["adopt-1-push-1"]
+    events = [e for e in await crs.events("adopt-1") if e["reason"] in ("Started", "Succeeded")]
+    assert sorted((e["reason"], e.get("count") or 1) for e in events) == [("Started", 1), ("Succeeded", 1)]
 
 
 async def test_unpullable_work_image_fails_after_grace(

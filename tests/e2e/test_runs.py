@@ -116,11 +116,15 @@ async def test_other_custom_tasks_are_ignored(controllers, crs: CustomRuns) -> N
     await controllers()
     body = {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1"}
     created = await crs.create("foreign", body, customRef={"apiVersion": "example.dev/v1", "kind": "Wait"})
-    ours = await crs.create("ours-invalid", {**body, "mode": "fast"})
-    await crs.wait_done("ours-invalid", limit=60)  # by then the controller has seen both
-    assert created["metadata"]["name"] == "foreign"
-    assert not (await crs.get("foreign")).get("status")
-    assert ours["metadata"]["name"] == "ours-invalid"
+    await crs.create("ours-invalid", {**body, "mode": "fast"})
+    # one watch stream delivers both in resourceVersion order: by the time ours is done, foreign was seen
+    ours = await crs.wait_done("ours-invalid", limit=60)
+    assert cond(ours)["reason"] == "InvalidParams"
+    foreign = await crs.get("foreign")
+    assert foreign["metadata"]["resourceVersion"] == created["metadata"]["resourceVersion"], foreign
+    assert not foreign.get("status")
+    assert await crs.events("foreign") == [] and await crs.pods("foreign") == []
+    assert await crs.events("ours-invalid"), "the controller records Events on the runs it owns"
 
 
 async def test_buildah_mode_storage_on_pvc(

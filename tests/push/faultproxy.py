@@ -7,6 +7,8 @@ marker once N bytes have passed, so the registry sees none of that request (a st
 With `rate=B` client-to-server traffic is throttled to about B bytes per second over all connections
 (a slow link, so a push outlives its registry token). `unauthorized` counts the 401 answers that came
 back through the proxy.
+`hold()` makes new connections wait before reaching the registry until `release()` (a registry that
+stalls, to keep a push open); `held` counts the connections waiting.
 """
 
 from __future__ import annotations
@@ -37,7 +39,16 @@ class FaultProxy(LoopbackServer):
         self.rate = rate
         self.unauthorized = 0
         self._started = 0.0
+        self.held = 0
+        self._open = asyncio.Event()
+        self._open.set()
         self._tasks: set[asyncio.Task] = set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
 
     async def _close_connections(self) -> None:
         for t in list(self._tasks):
@@ -48,6 +59,16 @@ class FaultProxy(LoopbackServer):
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        if not self._open.is_set():
+            self.held += 1
+            try:
+                await self._open.wait()
+            except asyncio.CancelledError:
+                cwriter.close()
+                self._tasks.discard(task)
+                return
+            finally:
+                self.held -= 1
         try:
             ureader, uwriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
         except OSError:

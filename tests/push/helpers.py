@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import stat
@@ -93,6 +94,17 @@ def skopeo_to_dir(ref: str, dest: Path, *extra: str) -> dict:
         timeout=300,
     )
     return json.loads((dest / "manifest.json").read_text())
+
+
+def skopeo_manifest(ref: str, *extra: str) -> tuple[str, dict]:
+    """An independent client reads the manifest as the registry serves it: (sha256 of its bytes, manifest)."""
+    raw = subprocess.run(
+        ["skopeo", "inspect", "--raw", *extra, f"docker://{ref}"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    ).stdout
+    return "sha256:" + hashlib.sha256(raw).hexdigest(), json.loads(raw)
 
 
 def expected_files(root: Path) -> dict[str, tuple[str, int, bytes | str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from controller.push.reference import parse_reference
 from hack.registry import LocalRegistry
 from tests.fixtures.registry import TLS_PASSWORD, TLS_USER
 
-from .helpers import authfile, run_build, run_cli
+from .helpers import authfile, run_build, run_cli, skopeo_manifest
 
 pytestmark = pytest.mark.registry
 
@@ -121,8 +122,23 @@ async def test_copy_to_tls_registry_with_auth(
         "64K",
     )
     assert run.rc == 0, run.stderr
-    assert run.result["digest"] != digest  # the amd64 child, not the index
-    assert run.result["layers"] == 2
+    # read both sides with skopeo, not with our client or the CLI's own report
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    shutil.copy(tls_registry.ca_file, certs / "ca.crt")
+    pushed, manifest = skopeo_manifest(
+        f"{tls_registry.host}/secure/copy:v1",
+        "--creds",
+        f"{TLS_USER}:{TLS_PASSWORD}",
+        "--cert-dir",
+        str(certs),
+    )
+    source, _ = skopeo_manifest(f"{registry.host}/src/multi3:amd64", "--tls-verify=false")
+    index_digest, index = skopeo_manifest(f"{registry.host}/src/multi3:multi", "--tls-verify=false")
+    amd64 = next(m["digest"] for m in index["manifests"] if m["platform"]["architecture"] == "amd64")
+    assert index_digest == digest and pushed == source == amd64  # the amd64 child, digest preserved
+    assert len(manifest["layers"]) == 2
+    assert run.result["digest"] == pushed and run.result["layers"] == 2
 
 
 def test_copy_missing_source_is_a_registry_error(registry: LocalRegistry) -> None:

@@ -252,7 +252,6 @@ def test_eviction_at_ceiling_is_not_retried() -> None:
 
 
 def test_cancel_deletes_pod() -> None:
-    r = started(status=running_status(), **{"status": None}) if False else run(status=running_status())
     body = run_dict(status=running_status())
     body["spec"]["status"] = "RunCancelled"
     d = decide(CustomRun.model_validate(body), pod("Running"), NOW, SETTINGS)
@@ -260,7 +259,6 @@ def test_cancel_deletes_pod() -> None:
     c = cond(d.status)
     assert (c["status"], c["reason"]) == ("False", "CustomRunCancelled")
     assert d.status["completionTime"] == ts(NOW)
-    assert r is not None
 
 
 def test_cancel_ignored_when_done() -> None:

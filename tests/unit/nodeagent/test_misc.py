@@ -2,7 +2,7 @@ import pytest
 
 from hack.nodeagent.config import NodeConfig, parse_label, parse_taint
 from hack.nodeagent.envvars import expand, field_value
-from hack.nodeagent.images import ImageNotAllowed, resolve_argv
+from hack.nodeagent.images import ImageNotAllowed, InvalidImageName, resolve_argv
 from hack.nodeagent.nodes import capacity
 
 
@@ -34,10 +34,15 @@ def test_image_entrypoints_and_allow_list():
         "b",
     ]
     assert resolve_argv(img, ["sh", "-c"], ["true"]) == ["sh", "-c", "true"]
-    assert resolve_argv("quay.io/skopeo/stable:v1@sha256:ab", None, ["copy"]) == ["skopeo", "copy"]
+    digest = "sha256:" + "ab" * 32
+    assert resolve_argv(f"quay.io/skopeo/stable:v1@{digest}", None, ["copy"]) == ["skopeo", "copy"]
     assert resolve_argv("quay.io/buildah/stable", None, None) == ["buildah"]
     with pytest.raises(ImageNotAllowed, match='Failed to pull image "busybox"'):
         resolve_argv("busybox", ["sh"], None)
+    # the kubelet refuses a name that is no reference before any pull (its InvalidImageName)
+    for bad in ("quay.io//modelpush/model-image-push:1", "Quay.io/UPPER/model-image-push", "a b"):
+        with pytest.raises(InvalidImageName, match="invalid reference format"):
+            resolve_argv(bad, None, None)
 
 
 def test_taints_and_labels():
