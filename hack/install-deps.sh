@@ -45,6 +45,9 @@ fi
 if [[ "${SKIP_GO_BUILDS:-0}" == 1 ]]; then
   exit 0
 fi
+# The registry matrix of tests/push (distribution v3 ~1.5 min cold, go-containerregistry seconds).
+bash hack/build-registries.sh >/dev/null
+
 if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
   bash hack/tekton/build.sh >/dev/null  # Tekton pipelines controller for tests/tekton (~4 min cold)

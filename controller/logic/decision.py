@@ -179,7 +179,7 @@ def _plan_pod(
         return b.finish()
     ns = b.run.metadata.namespace
     if params.registry_secret and facts.secret in ("missing", "nokey"):
-        detail = "not found" if facts.secret == "missing" else "has no .dockerconfigjson key"
+        detail = "not found" if facts.secret == "missing" else "has no .dockerconfigjson or .dockercfg key"
         msg = (
             f"Secret {params.registry_secret!r} (param 'registry-secret') {detail} in namespace {ns!r}; "
             f"create it with kubectl create secret docker-registry {params.registry_secret} ..."

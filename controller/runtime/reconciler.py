@@ -14,12 +14,13 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from controller.kube.client import ApiError
+from controller.kube.credentials import credential_secrets
 from controller.kube.signing import SigningSecrets
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
 from controller.logic.params import defaults_from_spec, raw_params
 from controller.logic.patch import merge_patch
-from controller.logic.pod import AUTH_KEY, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
+from controller.logic.pod import AUTH_KEYS, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
 from controller.logic.refusals import Refusal, classify
 from controller.logic.signing import run_asks_to_sign
 from controller.model.customrun import CustomRun
@@ -46,6 +47,7 @@ class ClusterApi(Protocol):
     async def get_pvc(self, namespace: str, name: str) -> Obj | None: ...
     async def get_pv(self, name: str) -> Obj | None: ...
     async def get_secret(self, namespace: str, name: str) -> Obj | None: ...
+    async def get_service_account(self, namespace: str, name: str) -> Obj | None: ...  # credentials
     async def get_configmap(self, namespace: str, name: str) -> Obj | None: ...
     async def get_defaults(self, namespace: str, name: str) -> Obj | None: ...
     async def create_event(self, run: Obj, kind: str, reason: str, message: str, component: str) -> None: ...
@@ -228,10 +230,24 @@ class Reconciler:
             else:
                 defaults = defaults_from_spec(obj.get("spec") or {})
         params = raw_params(run, defaults)
-        secret_state = await _key_state(self.api.get_secret, ns, params.get("registry-secret"), (AUTH_KEY,))
+        secret_state = await _key_state(self.api.get_secret, ns, params.get("registry-secret"), AUTH_KEYS)
         ca_state = await _key_state(self.api.get_configmap, ns, params.get("ca-bundle"), CA_KEYS)
+        # registries issue: the explicit Secret and the ServiceAccount's credentials, in precedence order
+        explicit = params.get("registry-secret")
+        sa = self.settings.pod_service_account or run.spec.service_account_name or "default"
+        creds = await credential_secrets(
+            self.api,
+            ns,
+            explicit.strip() if isinstance(explicit, str) and secret_state in AUTH_KEYS else None,
+            sa,
+        )
         return Facts(
-            pvcs=pvcs, secret=secret_state, ca_bundle=ca_state, defaults=defaults, defaults_missing=missing
+            pvcs=pvcs,
+            secret=secret_state,
+            ca_bundle=ca_state,
+            defaults=defaults,
+            defaults_missing=missing,
+            credentials=creds,
         )
 
     async def _pvc_info(self, pvc: Obj) -> PvcInfo:

@@ -110,6 +110,10 @@ class FakeApi:
         self._maybe_fail(f"get_secret {name}")
         return self.objects.get(("secret", name))
 
+    async def get_service_account(self, namespace: str, name: str) -> Obj | None:
+        self._maybe_fail(f"get_service_account {name}")
+        return self.objects.get(("serviceaccount", name))
+
     async def get_configmap(self, namespace: str, name: str) -> Obj | None:
         self._maybe_fail(f"get_configmap {name}")
         return self.objects.get(("configmap", name))
@@ -201,6 +205,40 @@ class Row:
 
 
 ROWS = [
+    Row(
+        "the ServiceAccount's tekton.dev/docker-* Secret is read and mounted; its unused pull secret is not",
+        run_dict(IMG),
+        {
+            ("pvc", "model-pvc"): PVC,
+            ("serviceaccount", "default"): {
+                "metadata": {"name": "default"},
+                "secrets": [{"name": "robot"}],
+                "imagePullSecrets": [{"name": "pull"}],
+            },
+            ("secret", "robot"): {
+                "metadata": {"name": "robot", "annotations": {"tekton.dev/docker-0": "127.0.0.1:5000"}},
+                "type": "kubernetes.io/basic-auth",
+                "data": {"username": "dQ==", "password": "cA=="},
+            },
+            ("secret", "pull"): {
+                "metadata": {"name": "pull"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": "eyJhdXRocyI6IHsicS5pbyI6IHt9fX0="},  # {"auths": {"q.io": {}}}
+            },
+        },
+        reason="Started",
+        status="Unknown",
+        calls=["get_service_account default", "get_secret robot", "get_secret pull", f"create_pod {POD}"],
+        check=lambda api: (
+            [
+                s["secret"]["name"]
+                for v in api.objects[("pod", POD)]["spec"]["volumes"]
+                if v["name"] == "registry-auth"
+                for s in v["projected"]["sources"]
+            ]
+            == ["robot"]
+        ),
+    ),
     Row(
         "plain run plans its pod",
         run_dict(IMG),
