@@ -194,6 +194,7 @@ async def bench(
         tasks = [asyncio.create_task(kubelet()), asyncio.create_task(watch_runs())]
         sem = asyncio.Semaphore(50)
         before = await metrics_text(port)
+        get0, patch0 = api_requests(before, 'verb="GET"'), api_requests(before, 'verb="PATCH"')
 
         async def create(i: int) -> None:
             body = {
@@ -235,6 +236,14 @@ async def bench(
             "status latency p50 (s)": round(statistics.median(latencies), 3) if latencies else None,
             "status latency p99 (s)": round(pct(latencies, 0.99), 3) if latencies else None,
             "API requests per run": round(requests / runs, 2),
+            # where the requests go: GETs are almost all pods/log reads for progress, PATCHes status writes
+            "  GET per run (pods/log)": round((api_requests(after, 'verb="GET"') - get0) / runs, 2),
+            "  PATCH per run (status)": round((api_requests(after, 'verb="PATCH"') - patch0) / runs, 2),
+            "reconciles per run": round(
+                (counter(after, "modelpush_reconcile_total") - counter(before, "modelpush_reconcile_total"))
+                / runs,
+                2,
+            ),
             "controller peak RSS (MiB)": round(rss_peak_kib(proc.pid) / 1024, 1),
         }
     finally:
@@ -257,10 +266,14 @@ async def metrics_text(port: int) -> str:
         return await r.text()
 
 
-def api_requests(text: str) -> float:
-    return sum(
-        float(m.group(1)) for m in re.finditer(r"^modelpush_api_requests_total\{[^}]*\} (\S+)$", text, re.M)
-    )
+def counter(text: str, name: str, labels: str = "") -> float:
+    """Sum of a counter's samples whose label set contains `labels` (e.g. 'verb="GET"')."""
+    pattern = rf"^{name}(\{{[^}}]*\}})? (\S+)$"
+    return sum(float(m.group(2)) for m in re.finditer(pattern, text, re.M) if labels in (m.group(1) or ""))
+
+
+def api_requests(text: str, labels: str = "") -> float:
+    return counter(text, "modelpush_api_requests_total", labels)
 
 
 def main() -> int:

@@ -60,7 +60,7 @@ async def amain(args: argparse.Namespace) -> int:
                 "namespaces": settings.namespaces or "all",
                 "work_image": settings.work_image,
                 "leader_election": settings.leader_election,
-                "metrics_port": ctl.server.port,
+                "metrics_port": settings.metrics_port,
             }
         },
     )

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     image_pull_policy: str = "IfNotPresent"
     pod_service_account: str | None = None  # else the CustomRun's serviceAccountName, else default
     insecure_registries: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # upload strategy per registry host (param `upload` overrides): GHCR caps a request at 4 MiB
+    upload_strategies: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["ghcr.io=chunked:4Mi"])
     allow_privileged_buildah: bool = False
     run_as_user: int | None = None  # None: the image's USER (OpenShift assigns one from the namespace range)
     # sizing policy (quantities)
@@ -109,7 +111,7 @@ class Settings(BaseSettings):
     retry_period_seconds: float = 2.0
     identity: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
 
-    @field_validator("namespaces", "insecure_registries", mode="before")
+    @field_validator("namespaces", "insecure_registries", "upload_strategies", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> list[str]:
         return _split(value)

@@ -49,6 +49,9 @@ fi
 if [[ "${SKIP_GO_BUILDS:-0}" == 1 ]]; then
   exit 0
 fi
+# The registry matrix of tests/push (distribution v3 ~1.5 min cold, go-containerregistry seconds).
+bash hack/build-registries.sh >/dev/null
+
 if [[ "${SKIP_CONTROL_PLANE:-0}" != 1 ]]; then
   bash hack/build-control-plane.sh >/dev/null
   bash hack/build-control-plane.sh node >/dev/null  # kubelet + kube-proxy for the real nodes

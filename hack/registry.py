@@ -1,13 +1,18 @@
-"""Local OCI registry: Debian's `docker-registry` on a free 127.0.0.1 port (contract B).
+"""Local OCI registry on a free 127.0.0.1 port (contract B): one of the registry matrix's implementations.
 
-Python API (async): `reg = LocalRegistry(root, tls=False, htpasswd=None)`, `await reg.start()`,
-`await reg.stop()`.
+Implementations (`kind`): `docker-registry` (Debian's 2.8 package, the default; TLS, htpasswd and token
+auth), `distribution` (distribution v3, built by hack/build-registries.sh; same config file) and `ggcr`
+(go-containerregistry's in-memory registry, built likewise; plain HTTP, no auth). zot is not in the
+matrix: the Go module proxy here refuses `zotregistry.dev/zot` (403 Forbidden).
+
+Python API (async): `reg = LocalRegistry(root, tls=False, htpasswd=None, kind="docker-registry")`,
+`await reg.start()`, `await reg.stop()`.
 Sync equivalents `start_sync()` / `stop_sync()` exist for scripts. Attributes: `host` ("127.0.0.1:PORT"),
 `url`, `ca_file` (with tls), `root`. With `tls=True` a self-signed CA + server certificate for 127.0.0.1
 is made with openssl; with `htpasswd={"user": "password"}` Basic auth is enabled (bcrypt hashes).
 
-CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret]` prints host:port and runs
-until killed.
+CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret] [--kind ggcr]` prints
+host:port and runs until killed.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ from hack.certs import RSA_2048, new_key, self_signed_cert, signed_cert
 from hack.ports import free_port
 
 REGISTRY_BIN = os.environ.get("DOCKER_REGISTRY_BIN", "/usr/bin/docker-registry")
+CACHE_BIN = Path(os.environ.get("MODELPUSH_CACHE", Path.home() / ".cache" / "model-image-push")) / "bin"
+# Pinned like hack/build-registries.sh (which builds them): kind -> (binary, version label).
+GO_REGISTRIES = {
+    "distribution": CACHE_BIN / "distribution-v3.0.0" / "registry",
+    "ggcr": CACHE_BIN / "ggcr-v0.22.1" / "registry",
+}
+KINDS = ("docker-registry", *GO_REGISTRIES)
 START_TIMEOUT = 20.0
 CERT_DAYS = 2
 
@@ -71,10 +83,16 @@ class LocalRegistry:
         tls: bool = False,
         htpasswd: dict[str, str] | None = None,
         token_auth: dict[str, str] | None = None,
+        kind: str = "docker-registry",
         listen: str = "127.0.0.1",
     ) -> None:
         """`token_auth`: the registry's `auth.token` section (realm, service, issuer, rootcertbundle).
         `listen`: the address to serve on (the pod network's gateway, so that pods reach it too)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown registry kind {kind!r}; one of {', '.join(KINDS)}")
+        if kind == "ggcr" and (tls or htpasswd or token_auth):
+            raise ValueError("the ggcr registry serves plain HTTP without auth only")
+        self.kind = kind
         self.listen = listen
         self.root = Path(root)
         self.tls = tls
@@ -129,19 +147,35 @@ class LocalRegistry:
         except (OSError, urllib.error.URLError):
             return False
 
-    def start_sync(self) -> None:
-        if not Path(REGISTRY_BIN).exists():
+    def _binary(self) -> Path:
+        binary = Path(REGISTRY_BIN) if self.kind == "docker-registry" else GO_REGISTRIES[self.kind]
+        if not binary.exists():
             raise RuntimeError(
-                f"{REGISTRY_BIN} missing: run hack/install-deps.sh (Debian package docker-registry)"
+                f"{binary} missing: run hack/install-deps.sh "
+                + (
+                    "(Debian package docker-registry)"
+                    if self.kind == "docker-registry"
+                    else "(it runs hack/build-registries.sh)"
+                )
             )
+        return binary
+
+    def _command(self, binary: Path) -> list[str]:
+        if self.kind == "ggcr":
+            # Its only flag is -port; it listens on localhost and keeps blobs in memory.
+            return [str(binary), "-port", str(self.port)]
+        config = self.root / "config.yml"
+        config.write_text(self._config())
+        return [str(binary), "serve", str(config)]
+
+    def start_sync(self) -> None:
+        binary = self._binary()
         self.root.mkdir(parents=True, exist_ok=True)
         for _attempt in range(3):  # the free port can be taken between probing and binding
             self.port = free_port()
-            config = self.root / "config.yml"
-            config.write_text(self._config())
             log = open(self.root / "registry.log", "ab")
             self._proc = subprocess.Popen(
-                [REGISTRY_BIN, "serve", str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                self._command(binary), stdout=log, stderr=log, stdin=subprocess.DEVNULL
             )
             log.close()
             deadline = time.monotonic() + START_TIMEOUT
@@ -150,7 +184,7 @@ class LocalRegistry:
                     return
                 time.sleep(0.1)
             self.stop_sync()
-        raise RuntimeError(f"docker-registry did not start; see {self.root / 'registry.log'}")
+        raise RuntimeError(f"{self.kind} did not start; see {self.root / 'registry.log'}")
 
     def stop_sync(self) -> None:
         proc, self._proc = self._proc, None
@@ -188,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--listen", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     serve.add_argument("--user", action="append", default=[], metavar="USER:PASSWORD", help="htpasswd user")
+    serve.add_argument("--kind", choices=KINDS, default="docker-registry", help="registry implementation")
     args = parser.parse_args(argv)
     users = dict(u.split(":", 1) for u in args.user) or None
-    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users, listen=args.listen)
+    reg = LocalRegistry(args.dir, tls=args.tls, htpasswd=users, kind=args.kind, listen=args.listen)
     reg.start_sync()
     print(reg.host, flush=True)
     stop = False

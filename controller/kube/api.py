@@ -79,6 +79,9 @@ class Api:
     async def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_optional(f"/api/v1/namespaces/{namespace}/secrets/{name}")
 
+    async def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._get_optional(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_optional(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
 

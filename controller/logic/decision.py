@@ -29,7 +29,7 @@ from controller.logic.podstatus import (
     terminated,
     waiting,
 )
-from controller.logic.progress import parse_progress, progress_fields, progress_text
+from controller.logic.progress import jittered, parse_progress, progress_fields, progress_text
 from controller.logic.results import parse_failure, parse_success
 from controller.logic.signing import signing_outcome, signing_results
 from controller.logic.status import Builder, Decision, Event, Outcome, parse_ts, ts
@@ -179,7 +179,7 @@ def _plan_pod(
         return b.finish()
     ns = b.run.metadata.namespace
     if params.registry_secret and facts.secret in ("missing", "nokey"):
-        detail = "not found" if facts.secret == "missing" else "has no .dockerconfigjson key"
+        detail = "not found" if facts.secret == "missing" else "has no .dockerconfigjson or .dockercfg key"
         msg = (
             f"Secret {params.registry_secret!r} (param 'registry-secret') {detail} in namespace {ns!r}; "
             f"create it with kubectl create secret docker-registry {params.registry_secret} ..."
@@ -303,6 +303,7 @@ def _observe_pod(
         msg = f"Pod {name} is running (attempt {b.attempt})"
         interval = b.settings.progress_interval_seconds
         if interval > 0:
+            interval = jittered(interval, name)
             # the first read comes one interval after the container started (the program prints its
             # first progress line after a couple of seconds), then at most one read per interval
             since = parse_ts((b.extra.get("progress") or {}).get("updatedAt")) or running_since(pod)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from controller.logic import naming
+from controller.logic import credentials, naming
 from controller.logic.signing import add_signing, signing_wanted
 from controller.logic.sizing import resources
 from controller.model.customrun import CustomRun
@@ -18,8 +18,9 @@ from controller.settings import Settings
 
 WORKSPACE_ROOT = "/workspace"
 TERMINATION_PATH = "/dev/termination-log"
-AUTH_DIR = "/etc/modelpush/auth"
+AUTH_DIR = credentials.AUTH_DIR
 AUTH_KEY = ".dockerconfigjson"
+AUTH_KEYS = (AUTH_KEY, ".dockercfg")  # the keys of the two docker Secret types registry-secret may be
 CA_DIR = "/etc/modelpush/ca"
 # OpenShift's trusted-CA injection writes ca-bundle.crt; ca.crt is the other common name. First one wins.
 CA_KEYS = ("ca-bundle.crt", "ca.crt")
@@ -46,7 +47,10 @@ class Facts:
     """What the applier read from the cluster before planning a pod (absent keys were not checked)."""
 
     pvcs: Mapping[str, PvcInfo | None] = field(default_factory=dict)  # claim -> info; None: not found
-    secret: str | None = None  # AUTH_KEY when present, "missing", "nokey"; None: not checked
+    secret: str | None = None  # the AUTH_KEYS key found, "missing", "nokey"; None: not checked
+    # registry credentials (registries issue): the explicit Secret, then the ServiceAccount's, in precedence
+    # order; None: not read (the explicit registry-secret alone is used)
+    credentials: tuple[credentials.SecretInfo, ...] | None = None
     ca_bundle: str | None = None  # the CA_KEYS key found, "missing" or "nokey"; None: not checked
     defaults: Mapping[str, Any] | None = None  # params from the referenced ModelImagePush object
     defaults_missing: bool = False
@@ -155,6 +159,26 @@ def _insecure(params: PushParams, settings: Settings) -> list[str]:
     return list(dict.fromkeys(hosts))
 
 
+# ---- registries issue: credentials hook (controller/logic/credentials.py holds the rules)
+def registry_hosts(params: PushParams) -> list[str]:
+    """The registries the work pod talks to: destination, copy source, base image."""
+    refs = [params.image, params.source_ref, params.base]
+    return list(dict.fromkeys(ref_host(r) for r in refs if r))
+
+
+def credential_mounts(params: PushParams, facts: Facts) -> credentials.CredentialMounts:
+    hosts = registry_hosts(params)
+    found = facts.credentials
+    if found is None and params.registry_secret:
+        key_type = {".dockercfg": credentials.DOCKERCFG}.get(facts.secret or "", credentials.DOCKERCONFIGJSON)
+        found = (credentials.SecretInfo(params.registry_secret, key_type, "registry-secret", ()),)
+    chosen = credentials.select(found or (), hosts)
+    return credentials.mounts(chosen, credentials.wants_token(params.registry_auth, hosts))
+
+
+# ---- end of the credentials hook
+
+
 def ca_key(facts: Facts) -> str:
     """The ConfigMap key to pass as --ca-file: the one the preflight found, else OpenShift's."""
     return facts.ca_bundle if facts.ca_bundle in CA_KEYS else CA_KEYS[0]
@@ -188,8 +212,11 @@ def _args(
         args = ["skopeo", params.source_ref or "", params.image, "--tmpdir", storage_root or ""]
     for host in _insecure(params, settings):
         args += ["--insecure-registry", host]
-    if params.registry_secret:
-        args += ["--authfile", f"{AUTH_DIR}/{AUTH_KEY}"]
+    args += credential_mounts(params, facts).args
+    hosts = registry_hosts(params)
+    defaults = [i for i in settings.upload_strategies if "=" not in i or i.rsplit("=", 1)[0] in hosts]
+    for item in [*defaults, *params.upload]:
+        args += ["--upload", item]
     if params.ca_bundle:  # all modes: the compat wrappers turn it into buildah/skopeo --cert-dir
         args += ["--ca-file", f"{CA_DIR}/{ca_key(facts)}"]
     args += ["--result-file", TERMINATION_PATH]
@@ -261,9 +288,10 @@ def build_pod(
     if mode in ("buildah", "skopeo") and (not mounts or params.storage == "ephemeral"):
         volume_mounts.append({"name": "scratch", "mountPath": SCRATCH_DIR})
         volumes.append({"name": "scratch", "emptyDir": {}})
-    if params.registry_secret:
-        volume_mounts.append({"name": "registry-auth", "mountPath": AUTH_DIR, "readOnly": True})
-        volumes.append({"name": "registry-auth", "secret": {"secretName": params.registry_secret}})
+    creds = credential_mounts(params, facts)
+    if creds.volume is not None and creds.mount is not None:
+        volume_mounts.append(creds.mount)
+        volumes.append(creds.volume)
     if params.ca_bundle:
         volume_mounts.append({"name": "ca-bundle", "mountPath": CA_DIR, "readOnly": True})
         volumes.append({"name": "ca-bundle", "configMap": {"name": params.ca_bundle}})

@@ -27,6 +27,9 @@ _REF = re.compile(
 )
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _HOSTPORT = re.compile(r"^[a-zA-Z0-9.-]+(:[0-9]{1,5})?$")
+RegistryAuth = Literal["auto", "serviceaccount", "secret"]
+_UPLOAD = r"(?:streamed|monolithic|chunked:[0-9]+(?:[KMG]i?)?)"
+_UPLOAD_ITEM = re.compile(rf"^(?:(?P<host>[a-zA-Z0-9.-]+(?::[0-9]{{1,5}})?)=)?(?P<strategy>{_UPLOAD})$")
 _TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 PARAM_HELP: dict[str, str] = {
@@ -38,7 +41,12 @@ PARAM_HELP: dict[str, str] = {
     "containerfile": "a path to a Containerfile inside the context directory (buildah mode only)",
     "ephemeral-storage": "a Kubernetes quantity such as 512Mi or 20Gi",
     "model-size": "a Kubernetes quantity such as 48Gi (the model's size, used to size buildah/skopeo pods)",
-    "registry-secret": "the name of a kubernetes.io/dockerconfigjson Secret in the CustomRun's namespace",
+    "registry-secret": "the name of a kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg Secret in "
+    "the CustomRun's namespace",
+    "registry-auth": "auto (the ServiceAccount token for OpenShift's internal registry, Secrets elsewhere), "
+    "serviceaccount (the ServiceAccount token for every registry of the run) or secret (Secrets only)",
+    "upload": "streamed, chunked:<size> or monolithic, for every registry, or per host: "
+    "host[:port]=<strategy>, comma-separated, e.g. ghcr.io=chunked:4Mi",
     "ca-bundle": "the name of a ConfigMap in the CustomRun's namespace with PEM CA certificates under key "
     "ca-bundle.crt or ca.crt",
     "insecure-registries": "registry hosts host[:port], comma-separated or an array",
@@ -77,6 +85,18 @@ def ref_host(ref: str) -> str:
     return _strip_docker(ref).split("/", 1)[0]
 
 
+def _items(value: Any) -> tuple[str, ...]:
+    """A list param given as an array or as comma/space separated text."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list) else re.split(r"[,\s]+", _as_text(value))
+    return tuple(str(item).strip() for item in items if str(item).strip())
+
+
+def _chunk(strategy: str) -> int:
+    return parse_quantity(strategy.split(":", 1)[1])
+
+
 def _as_text(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -96,6 +116,8 @@ class PushParams(BaseModel):
     ephemeral_storage: int | None = Field(default=None, alias="ephemeral-storage")
     model_size: int | None = Field(default=None, alias="model-size")
     registry_secret: str | None = Field(default=None, alias="registry-secret")
+    registry_auth: RegistryAuth = Field(default="auto", alias="registry-auth")
+    upload: tuple[str, ...] = ()  # "strategy" (every registry) or "host=strategy" items
     ca_bundle: str | None = Field(default=None, alias="ca-bundle")
     insecure_registries: tuple[str, ...] = Field(default=(), alias="insecure-registries")
     node_selector: dict[str, str] = Field(default_factory=dict, alias="node-selector")
@@ -134,6 +156,24 @@ class PushParams(BaseModel):
         if value == "none":  # base: none, a bare image (the ref pattern cannot match it)
             return "none"
         return check_image_ref(_as_text(value))
+
+    @field_validator("upload", mode="before")
+    @classmethod
+    def _upload(cls, value: Any) -> tuple[str, ...]:
+        out = _items(value)
+        for item in out:
+            m = _UPLOAD_ITEM.match(item)
+            if not m or (m.group("strategy").startswith("chunked:") and _chunk(m.group("strategy")) <= 0):
+                raise ValueError(
+                    f"{item!r}: expected streamed, chunked:<size> (e.g. chunked:4Mi) or monolithic, "
+                    "optionally after host[:port]="
+                )
+        return out
+
+    @field_validator("registry_auth", mode="before")
+    @classmethod
+    def _registry_auth(cls, value: Any) -> str:
+        return _as_text(value).strip().lower() or "auto"
 
     @field_validator(
         "model_name", "model_version", "model_family", "source_url", "source_revision", mode="before"
@@ -188,10 +228,7 @@ class PushParams(BaseModel):
     @field_validator("insecure_registries", mode="before")
     @classmethod
     def _insecure(cls, value: Any) -> tuple[str, ...]:
-        if value is None:
-            return ()
-        items = value if isinstance(value, list) else re.split(r"[,\s]+", _as_text(value))
-        hosts = tuple(str(item).strip() for item in items if str(item).strip())
+        hosts = _items(value)
         for host in hosts:
             if not _HOSTPORT.match(host):
                 raise ValueError(f"{host!r} is not host[:port]")

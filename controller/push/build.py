@@ -279,6 +279,7 @@ async def build_image(
                 layer_source(plan),
                 chunk_size=chunk_size,
                 progress=progress,
+                label=f"file /models/{plan.title}",  # registries issue: errors name the file
             )
             stats.uploaded += plan.size
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from controller.model.quantity import parse_size
 
-from .auth import Credentials, load_authfile
-from .client import ClientOptions, RegistryClient
+from .auth import Credentials, load_auth_dir, load_authfile
+from .client import ClientOptions, RegistryClient, UploadStrategy
 from .errors import InvalidInput, PushError, translate
 from .progress import Progress
 from .reference import parse_reference
@@ -70,6 +70,26 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--authfile", type=Path, help="Docker config.json (or .dockerconfigjson Secret) with credentials"
+    )
+    g.add_argument(
+        "--auth-dir",
+        type=Path,
+        help="credential files mounted by the controller, read in name order (first wins per host)",
+    )
+    g.add_argument(
+        "--registry-token",
+        action="append",
+        default=[],
+        metavar="HOST=FILE",
+        help="present the token in FILE (re-read at each login) as the password for HOST, e.g. a projected "
+        "ServiceAccount token for OpenShift's registry (repeatable; wins over other credentials for HOST)",
+    )
+    g.add_argument(
+        "--upload",
+        action="append",
+        default=[],
+        metavar="[HOST=]STRATEGY",
+        help="streamed, chunked:<size> or monolithic, for HOST or every registry (repeatable; last wins)",
     )
     g.add_argument("--ca-file", type=Path, help="PEM bundle of CAs to trust in addition to the system's")
     g.add_argument(
@@ -169,8 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def client_options(args: argparse.Namespace) -> ClientOptions:
     creds: dict[str, Credentials] = {}
+    for item in args.registry_token:
+        host, sep, file = item.partition("=")
+        if not sep or not host or not file:
+            raise InvalidInput(f"--registry-token {item!r}: expected HOST=FILE")
+        creds[host] = Credentials("serviceaccount", password_file=Path(file))
     if args.authfile is not None:
-        creds = load_authfile(args.authfile)
+        for host, c in load_authfile(args.authfile).items():
+            creds.setdefault(host, c)
+    if args.auth_dir is not None:
+        for host, c in load_auth_dir(args.auth_dir).items():
+            creds.setdefault(host, c)
     if args.ca_file is not None and not args.ca_file.is_file():
         raise InvalidInput(f"--ca-file {args.ca_file}: file not found")
     if args.retries < 1 or args.retries > 20:
@@ -182,6 +211,20 @@ def client_options(args: argparse.Namespace) -> ClientOptions:
         retries=args.retries,
         connections=max(8, args.concurrency * 2 + 2),
     )
+
+
+def upload_strategies(items: list[str]) -> dict[str, UploadStrategy]:
+    """`--upload` items in order: `HOST=STRATEGY` for one host, a bare STRATEGY for every host ("*")."""
+    out: dict[str, UploadStrategy] = {}
+    for item in items:
+        host, sep, text = item.rpartition("=")
+        if not sep:
+            out = {"*": UploadStrategy.parse(text)}
+        elif not host:
+            raise InvalidInput(f"--upload {item!r}: expected [HOST=]STRATEGY")
+        else:
+            out[host] = UploadStrategy.parse(text)
+    return out
 
 
 async def run(args: argparse.Namespace) -> PushResult:
@@ -217,7 +260,7 @@ async def _push(args: argparse.Namespace) -> PushResult:
             source_url=args.source_url,
             revision=args.revision,
         )
-        async with RegistryClient(opts) as client:
+        async with RegistryClient(opts, uploads=upload_strategies(args.upload)) as client:
             return await build_image(
                 client,
                 args.context,
@@ -237,7 +280,7 @@ async def _push(args: argparse.Namespace) -> PushResult:
         from .copy import copy_image
 
         src, dst = parse_reference(args.src), parse_reference(args.dst)
-        async with RegistryClient(opts) as client:
+        async with RegistryClient(opts, uploads=upload_strategies(args.upload)) as client:
             return await copy_image(
                 client,
                 src,

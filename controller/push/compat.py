@@ -20,6 +20,7 @@ from .client import INDEX_TYPES, ClientOptions, RegistryClient
 from .errors import AuthError, InvalidInput, RegistryError, Unreachable
 from .reference import Reference, parse_reference
 from .result import PushResult
+from .session import basic_header
 
 _AUTH_HINTS = ("unauthorized", "authentication required", "denied", "401")
 _NET_HINTS = ("connection refused", "no such host", "i/o timeout", "no route to host", "dial tcp")
@@ -62,6 +63,20 @@ def _cert_dir(opts: ClientOptions, where: Path) -> Path | None:
     where.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(opts.ca_file, where / "ca.crt")
     return where
+
+
+def _auth_flags(opts: ClientOptions, where: Path) -> list[str]:
+    """The merged credentials (--authfile, --auth-dir, --registry-token) as one owner-only auth.json
+    for buildah/skopeo, in a directory the caller deletes when the tool is done."""
+    if not opts.credentials:
+        return []
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / "auth.json"
+    auths = {host: {"auth": basic_header(c).removeprefix("Basic ")} for host, c in opts.credentials.items()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"auths": auths}, fh)
+    return ["--authfile", str(path)]
 
 
 async def _describe(opts: ClientOptions, ref: Reference, digest: str) -> tuple[int, int]:
@@ -117,7 +132,6 @@ async def run_buildah(args: argparse.Namespace, opts: ClientOptions) -> PushResu
     _prepare_dirs(context, root, runroot, tmp, home)
     env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(home)}
     base = ["buildah", "--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs"]
-    auth = ["--authfile", str(args.authfile)] if args.authfile else []
     certs = _cert_dir(opts, storage / "certs")
     cert_flags = ["--cert-dir", str(certs)] if certs else []
     containerfile = args.containerfile
@@ -128,6 +142,7 @@ async def run_buildah(args: argparse.Namespace, opts: ClientOptions) -> PushResu
         raise InvalidInput(f"--containerfile {containerfile}: file not found")
     digestfile = storage / "digest"
     try:
+        auth = _auth_flags(opts, tmp)  # tmp is removed below
         from_flags: list[str] = []
         if args.base:
             from_flags = _tls_flags(parse_reference(args.base), opts, "--tls-verify")
@@ -174,11 +189,11 @@ async def run_skopeo(args: argparse.Namespace, opts: ClientOptions) -> PushResul
     src, dst = parse_reference(args.src), parse_reference(args.dst)
     work = _workdir(args.tmpdir)
     env = {**os.environ, "TMPDIR": str(work)}
-    auth = ["--authfile", str(args.authfile)] if args.authfile else []
     certs = _cert_dir(opts, work / "certs")
     cert_flags = ["--src-cert-dir", str(certs), "--dest-cert-dir", str(certs)] if certs else []
     digestfile = work / "digest"
     try:
+        auth = _auth_flags(opts, work)  # work is removed below
         await _run(
             [
                 "skopeo",

@@ -88,3 +88,7 @@ def translate(exc: BaseException) -> PushError:
     if isinstance(exc, aiohttp.ClientConnectionError | socket.gaierror | ConnectionError | TimeoutError):
         return Unreachable(f"cannot reach the registry: {type(exc).__name__}: {exc}")
     return PushError(f"{type(exc).__name__}: {exc}")
+
+
+class BlobTooLarge(RegistryError):
+    """The registry refused a blob for its size (a per-layer limit), even in the smallest chunks."""

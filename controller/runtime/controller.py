@@ -170,10 +170,15 @@ class Controller:
         exc = task.exception()
         return f"{task.get_name()} failed: {type(exc).__name__}: {exc}" if exc else f"{task.get_name()} ended"
 
-    async def start(self) -> None:
+    async def _serve_health(self) -> None:
+        # binding inside the root task: a port already taken ends it like any later failure, so the
+        # supervisor names it and the process exits non-zero with the reason in its log
         await self.server.start()
-        self._tasks.append(asyncio.create_task(self.server.serve(), name="health server"))
         log.info("Started health server", extra={"fields": {"port": self.server.port}})
+        await self.server.serve()
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._serve_health(), name="health server"))
         for inf in self.run_informers + self.pod_informers:
             self._tasks.append(asyncio.create_task(inf.run(), name=f"informer {inf.name}"))
         for i in range(self.settings.max_concurrent_reconciles):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -13,12 +14,13 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from controller.kube.client import ApiError
+from controller.kube.credentials import credential_secrets
 from controller.kube.signing import SigningSecrets
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
 from controller.logic.params import defaults_from_spec, raw_params
 from controller.logic.patch import merge_patch
-from controller.logic.pod import AUTH_KEY, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
+from controller.logic.pod import AUTH_KEYS, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
 from controller.logic.refusals import Refusal, classify
 from controller.logic.signing import run_asks_to_sign
 from controller.model.customrun import CustomRun
@@ -29,6 +31,7 @@ from controller.settings import Settings
 log = logging.getLogger("controller.reconcile")
 COMPONENT = "model-image-push-controller"
 MAX_PASSES = 4  # a reconcile re-decides after 409s and adoptions; bounded so a flapping object can't spin
+LOG_READ_RETRY_SECONDS = 1.0  # a progress read skipped because every log slot was busy: retry after 1-2 s
 Obj = dict[str, Any]
 
 
@@ -44,6 +47,7 @@ class ClusterApi(Protocol):
     async def get_pvc(self, namespace: str, name: str) -> Obj | None: ...
     async def get_pv(self, name: str) -> Obj | None: ...
     async def get_secret(self, namespace: str, name: str) -> Obj | None: ...
+    async def get_service_account(self, namespace: str, name: str) -> Obj | None: ...  # credentials
     async def get_configmap(self, namespace: str, name: str) -> Obj | None: ...
     async def get_defaults(self, namespace: str, name: str) -> Obj | None: ...
     async def create_event(self, run: Obj, kind: str, reason: str, message: str, component: str) -> None: ...
@@ -86,6 +90,9 @@ class Reconciler:
         self.now = clock
         self._event_tasks: set[asyncio.Task[None]] = set()
         self._event_slots = asyncio.Semaphore(4)
+        # pods/log reads for progress go through the kubelet and can be slow: a few at a time, apart from the
+        # reconcile workers, so that a wave of due reads never holds every worker while new runs wait for pods
+        self._log_slots = asyncio.Semaphore(max(1, settings.max_concurrent_reconciles // 4))
         self.signing = SigningSecrets(api, settings)  # type: ignore[arg-type]  # signing (issue 13)
 
     async def reconcile(self, key: str) -> float | None:
@@ -153,7 +160,12 @@ class Reconciler:
             facts = await self.gather_facts(run)
             decision = decide(run, pod, self.now(), self.settings, facts)
         if decision.read_progress and pod is not None:
-            tail = await self._log_tail(run, pod)
+            if self._log_slots.locked():  # best effort: look again a little later instead of queueing here
+                later = LOG_READ_RETRY_SECONDS * (1.0 + random.random())
+                decision.requeue_after = min(decision.requeue_after or later, later)
+                return decision, facts
+            async with self._log_slots:
+                tail = await self._log_tail(run, pod)
             decision = decide(run, pod, self.now(), self.settings, facts, log_tail=tail)
         return decision, facts
 
@@ -218,10 +230,24 @@ class Reconciler:
             else:
                 defaults = defaults_from_spec(obj.get("spec") or {})
         params = raw_params(run, defaults)
-        secret_state = await _key_state(self.api.get_secret, ns, params.get("registry-secret"), (AUTH_KEY,))
+        secret_state = await _key_state(self.api.get_secret, ns, params.get("registry-secret"), AUTH_KEYS)
         ca_state = await _key_state(self.api.get_configmap, ns, params.get("ca-bundle"), CA_KEYS)
+        # registries issue: the explicit Secret and the ServiceAccount's credentials, in precedence order
+        explicit = params.get("registry-secret")
+        sa = self.settings.pod_service_account or run.spec.service_account_name or "default"
+        creds = await credential_secrets(
+            self.api,
+            ns,
+            explicit.strip() if isinstance(explicit, str) and secret_state in AUTH_KEYS else None,
+            sa,
+        )
         return Facts(
-            pvcs=pvcs, secret=secret_state, ca_bundle=ca_state, defaults=defaults, defaults_missing=missing
+            pvcs=pvcs,
+            secret=secret_state,
+            ca_bundle=ca_state,
+            defaults=defaults,
+            defaults_missing=missing,
+            credentials=creds,
         )
 
     async def _pvc_info(self, pvc: Obj) -> PvcInfo:

@@ -4,6 +4,9 @@
 over all connections), the connection carrying byte N is cut (both directions, RST), up to K times.
 With `cut_before=b"PATCH "` the cut happens instead just before the next request starting with that
 marker once N bytes have passed, so the registry sees none of that request (a stale connection).
+With `rate=B` client-to-server traffic is throttled to about B bytes per second over all connections
+(a slow link, so a push outlives its registry token). `unauthorized` counts the 401 answers that came
+back through the proxy.
 `hold()` makes new connections wait before reaching the registry until `release()` (a registry that
 stalls, to keep a push open); `held` counts the connections waiting.
 """
@@ -19,7 +22,12 @@ from tests.support.loopback import LoopbackServer
 
 class FaultProxy(LoopbackServer):
     def __init__(
-        self, upstream_port: int, drop_after: int = 0, drops: int = 0, cut_before: bytes | None = None
+        self,
+        upstream_port: int,
+        drop_after: int = 0,
+        drops: int = 0,
+        cut_before: bytes | None = None,
+        rate: float = 0.0,
     ) -> None:
         super().__init__()
         self.upstream_port = upstream_port
@@ -28,6 +36,9 @@ class FaultProxy(LoopbackServer):
         self.drops_left = drops
         self.dropped = 0
         self.total = 0  # client-to-server bytes over all connections
+        self.rate = rate
+        self.unauthorized = 0
+        self._started = 0.0
         self.held = 0
         self._open = asyncio.Event()
         self._open.set()
@@ -86,6 +97,9 @@ class FaultProxy(LoopbackServer):
                             break
                     if upstream:
                         self.total += len(data)
+                        await self._throttle()
+                    else:
+                        self.unauthorized += data.count(b"HTTP/1.1 401 ")
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -107,6 +121,16 @@ class FaultProxy(LoopbackServer):
                 with contextlib.suppress(Exception):
                     w.close()
             self._tasks.discard(task)
+
+    async def _throttle(self) -> None:
+        if self.rate <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        if not self._started:
+            self._started = loop.time()
+        ahead = self.total / self.rate - (loop.time() - self._started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:

@@ -16,25 +16,20 @@ from controller.push.errors import AuthError
 from controller.push.reference import parse_reference
 from hack.registry import LocalRegistry
 
-from .tokenserver import TokenServer
+from .tokenserver import TokenServer, token_registry
 
 pytestmark = pytest.mark.registry
 
 
-@pytest.fixture(scope="module")
+# Token auth on both registries of the matrix that have it (go-containerregistry's has no auth).
+@pytest.fixture(scope="module", params=["docker-registry", "distribution"])
 async def token_setup(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[tuple[TokenServer, LocalRegistry]]:
     work = tmp_path_factory.mktemp("token")
     server = TokenServer(work / "auth", {"bob": "hunter2"}, expired_first=1)
-    await server.start()
-    reg = LocalRegistry(work / "registry", token_auth=server.registry_config())
-    await reg.start()
-    try:
+    async with token_registry(work, server, kind=request.param) as reg:
         yield server, reg
-    finally:
-        await reg.stop()
-        await server.stop()
 
 
 def _model(tmp: Path) -> Path:

@@ -2,7 +2,10 @@
 
 Issues RS256 JWTs signed with `openssl dgst` and carrying the signing certificate in `x5c`, which
 docker-registry verifies against its `rootcertbundle`. Basic credentials are checked; `expired_first`
-makes the first token already expired so the client's re-auth-on-401 path runs.
+makes the first token already expired so the client's re-auth-on-401 path runs. `lifetime` is how
+long a token really works at the registry (its `exp` is moved back by the registry's 60 s leeway), and
+`expires_in` says so. `check` replaces the user table: an async function (username, password) -> the
+subject or None (the ServiceAccount token service asks the API server with a TokenReview).
 """
 
 from __future__ import annotations
@@ -12,14 +15,20 @@ import base64
 import json
 import secrets
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiohttp import web
 
 from hack.certs import RSA_2048, new_key, openssl, self_signed_cert
+from hack.registry import LocalRegistry
+from tests.support.loopback import serve_app
 
 SERVICE = "model-image-push-test"
 ISSUER = "model-image-push-test-issuer"
+# distribution accepts a token until 60 s after its `exp` (registry/auth/token: Leeway)
+REGISTRY_LEEWAY = 60
 
 
 def _b64(data: bytes) -> str:
@@ -27,9 +36,18 @@ def _b64(data: bytes) -> str:
 
 
 class TokenServer:
-    def __init__(self, workdir: Path, users: dict[str, str], expired_first: int = 0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        users: dict[str, str],
+        expired_first: int = 0,
+        lifetime: int = 300,
+        check: Callable[[str, str], Awaitable[str | None]] | None = None,
+    ) -> None:
         self.dir = workdir
         self.users = users
+        self.lifetime = lifetime
+        self.check = check
         self.expired_left = expired_first
         self.issued: list[dict] = []
         self.key = workdir / "token.key"
@@ -55,11 +73,7 @@ class TokenServer:
         await asyncio.to_thread(self._make_key)
         app = web.Application()
         app.router.add_get("/token", self._token)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_app(app)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -76,9 +90,14 @@ class TokenServer:
         user = None
         if auth.startswith("Basic "):
             name, _, pw = base64.b64decode(auth[6:]).decode().partition(":")
-            if self.users.get(name) != pw:
+            if self.check is not None:
+                user = await self.check(name, pw)
+                if user is None:
+                    return web.Response(status=401, text="token refused")
+            elif self.users.get(name) != pw:
                 return web.Response(status=401, text="bad credentials")
-            user = name
+            else:
+                user = name
         if user is None:
             return web.Response(status=401, text="credentials required")
         access = []
@@ -86,7 +105,7 @@ class TokenServer:
             typ, name, actions = scope.split(":")
             access.append({"type": typ, "name": name, "actions": actions.split(",")})
         now = int(time.time())
-        exp = now + 300
+        exp = now + self.lifetime - REGISTRY_LEEWAY
         if self.expired_left > 0:
             self.expired_left -= 1
             exp = now - 3600  # far beyond the registry's 60 s leeway
@@ -101,4 +120,19 @@ class TokenServer:
             "access": access,
         }
         self.issued.append(claims)
-        return web.json_response({"token": self._sign(claims), "expires_in": 300})
+        return web.json_response({"token": self._sign(claims), "expires_in": self.lifetime})
+
+
+@asynccontextmanager
+async def token_registry(
+    work: Path, server: TokenServer, kind: str = "docker-registry"
+) -> AsyncIterator[LocalRegistry]:
+    """`server` started, and a registry under `work` that takes its tokens; both stopped after."""
+    await server.start()
+    reg = LocalRegistry(work / "registry", token_auth=server.registry_config(), kind=kind)
+    try:
+        await reg.start()
+        yield reg
+    finally:
+        await reg.stop()
+        await server.stop()

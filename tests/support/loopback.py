@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+from aiohttp import web
+
 
 class LoopbackServer:
     def __init__(self) -> None:
@@ -59,3 +61,12 @@ class HangServer(LoopbackServer):
         finally:
             self._writers.discard(writer)
             writer.close()
+
+
+async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
+    """Serve an aiohttp app on a free 127.0.0.1 port: (runner to clean up, port)."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

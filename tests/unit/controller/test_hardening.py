@@ -13,6 +13,7 @@ import pytest
 from controller.logic.decision import decide
 from controller.logic.params import ParamsError, validate_params
 from controller.logic.pod import Facts, PvcInfo, build_pod
+from controller.logic.progress import jittered
 from controller.logic.refusals import Refusal, classify
 from controller.logic.results import parse_failure
 from controller.logic.status import ts
@@ -377,14 +378,24 @@ def _running_run(progress: dict[str, Any] | None = None) -> CustomRun:
     return CustomRun.model_validate(run_dict(status=status))
 
 
+# this pod's read interval: 10 s plus its fixed jitter (up to a fifth more, so pods don't read in lockstep)
+J = jittered(10, "push-1-push-1")
+
+
+def test_jitter_spreads_pods_within_a_fifth_of_the_interval() -> None:
+    spread = {jittered(10, f"run-{i:04d}-push-1") for i in range(500)}
+    assert min(spread) >= 10 and max(spread) <= 12 and max(spread) - min(spread) > 1.5
+    assert jittered(10, "a-push-1") == jittered(10, "a-push-1")  # fixed per pod: decide stays pure
+
+
 @pytest.mark.parametrize(
     ("started_ago", "updated_ago", "due", "requeue"),
     [
-        (3, None, False, 7.0),  # first read one interval after the container started
-        (10, None, True, 10.0),
-        (60, 4, False, 6.0),  # then one per interval
-        (60, 10, True, 10.0),
-        (60, 30, True, 10.0),
+        (3, None, False, J - 3),  # first read one interval after the container started
+        (J, None, True, J),
+        (60, 4, False, J - 4),  # then one per interval
+        (60, J, True, J),
+        (60, 30, True, J),
     ],
 )
 def test_progress_read_at_most_once_per_interval(
@@ -398,7 +409,7 @@ def test_progress_read_at_most_once_per_interval(
     )
     d = decide(_running_run(progress), _running_pod(started_ago), NOW, settings)
     assert d.read_progress is due
-    assert d.requeue_after == pytest.approx(requeue)
+    assert d.requeue_after == pytest.approx(requeue, abs=0.01)
 
 
 def test_progress_fields_and_message_from_the_log_tail() -> None:

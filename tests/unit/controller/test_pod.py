@@ -114,8 +114,8 @@ def test_build_pod_native() -> None:
         "127.0.0.1:5000/acme/m:v1",
         "--insecure-registry",
         "127.0.0.1:5000",
-        "--authfile",
-        "/etc/modelpush/auth/.dockerconfigjson",
+        "--auth-dir",
+        "/etc/modelpush/auth",
         "--result-file",
         "/dev/termination-log",
     ]
@@ -135,7 +135,15 @@ def test_build_pod_native() -> None:
     }
     vols = {v["name"]: v for v in spec["volumes"]}
     assert vols["workspace"]["persistentVolumeClaim"] == {"claimName": "model-pvc"}
-    assert vols["registry-auth"]["secret"] == {"secretName": "creds"}
+    # the explicit Secret only (no ServiceAccount credentials were read), through the projected volume
+    assert vols["registry-auth"]["projected"]["sources"] == [
+        {
+            "secret": {
+                "name": "creds",
+                "items": [{"key": ".dockerconfigjson", "path": "00-creds.dockerconfigjson"}],
+            }
+        }
+    ]
     assert "affinity" not in spec
 
 

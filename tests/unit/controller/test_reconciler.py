@@ -4,6 +4,7 @@ reconciler's `ClusterApi` Protocol; the real one is exercised by tests/e2e."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from dataclasses import dataclass, field
@@ -109,6 +110,10 @@ class FakeApi:
         self._maybe_fail(f"get_secret {name}")
         return self.objects.get(("secret", name))
 
+    async def get_service_account(self, namespace: str, name: str) -> Obj | None:
+        self._maybe_fail(f"get_service_account {name}")
+        return self.objects.get(("serviceaccount", name))
+
     async def get_configmap(self, namespace: str, name: str) -> Obj | None:
         self._maybe_fail(f"get_configmap {name}")
         return self.objects.get(("configmap", name))
@@ -200,6 +205,40 @@ class Row:
 
 
 ROWS = [
+    Row(
+        "the ServiceAccount's tekton.dev/docker-* Secret is read and mounted; its unused pull secret is not",
+        run_dict(IMG),
+        {
+            ("pvc", "model-pvc"): PVC,
+            ("serviceaccount", "default"): {
+                "metadata": {"name": "default"},
+                "secrets": [{"name": "robot"}],
+                "imagePullSecrets": [{"name": "pull"}],
+            },
+            ("secret", "robot"): {
+                "metadata": {"name": "robot", "annotations": {"tekton.dev/docker-0": "127.0.0.1:5000"}},
+                "type": "kubernetes.io/basic-auth",
+                "data": {"username": "dQ==", "password": "cA=="},
+            },
+            ("secret", "pull"): {
+                "metadata": {"name": "pull"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": "eyJhdXRocyI6IHsicS5pbyI6IHt9fX0="},  # {"auths": {"q.io": {}}}
+            },
+        },
+        reason="Started",
+        status="Unknown",
+        calls=["get_service_account default", "get_secret robot", "get_secret pull", f"create_pod {POD}"],
+        check=lambda api: (
+            [
+                s["secret"]["name"]
+                for v in api.objects[("pod", POD)]["spec"]["volumes"]
+                if v["name"] == "registry-auth"
+                for s in v["projected"]["sources"]
+            ]
+            == ["robot"]
+        ),
+    ),
     Row(
         "plain run plans its pod",
         run_dict(IMG),
@@ -387,3 +426,19 @@ def test_clock_is_injected() -> None:
     )
     assert rec.now() == fixed
     assert merge_patch({}, {}) == {}
+
+
+async def test_progress_read_waits_for_a_free_log_slot_without_holding_the_worker() -> None:
+    """Every log slot busy (other workers reading slow pod logs): this reconcile reads nothing, writes
+    nothing new and comes back in 1-2 s, instead of queueing on the slot while new runs wait for pods."""
+    body = running(run_dict(IMG), {"params": IMG})
+    api = FakeApi(run=copy.deepcopy(body), log='{"event": "progress", "bytes_done": 1, "bytes_total": 2}\n')
+    settings = Settings(leader_election=False, max_concurrent_reconciles=8)
+    rec = Reconciler(
+        api, FakeCache([api.run]), FakeCache([pod_obj("Running")]), settings, Metrics(), lambda: NOW
+    )
+    async with rec._log_slots, rec._log_slots:  # 8 workers: 2 slots, both taken
+        requeue = await asyncio.wait_for(rec.reconcile(KEY), 5)  # waiting on the slot would time out
+    assert f"pod_log {POD}" not in api.calls and "patch_status" not in api.calls, api.calls
+    assert requeue is not None and 1.0 <= requeue <= 2.1
+    assert await rec.reconcile(KEY) is not None and f"pod_log {POD}" in api.calls  # a free slot: read
