@@ -12,7 +12,7 @@ from pathlib import Path
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def term_when_parent_dies() -> None:
     # Runs in the child before exec: SIGTERM it if the process that started it dies (e.g. a killed pytest),
     # so test clusters never outlive their test run.
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -40,7 +40,7 @@ def spawn(
             env=env,
             cwd=cwd,
             close_fds=True,
-            preexec_fn=_die_with_parent if die_with_parent else None,
+            preexec_fn=term_when_parent_dies if die_with_parent else None,
         )
     record_pid(piddir, name, proc.pid)
     return proc.pid

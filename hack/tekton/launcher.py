@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubernetes_asyncio import config
 
+from hack.localcluster.procs import term_when_parent_dies
 from hack.tekton import apply, manifests
 
 REPO = Path(__file__).resolve().parents[2]
@@ -136,7 +137,8 @@ class TektonController:
     def _spawn(self, binary: Path) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            # Own session, so stop() can signal the whole group.
+            # Own session, so stop() can signal the whole group; dies with the process that started it, so a
+            # killed test run never leaves a controller holding :8080.
             self.proc = subprocess.Popen(
                 self.argv(binary),
                 stdin=subprocess.DEVNULL,
@@ -144,6 +146,7 @@ class TektonController:
                 stderr=subprocess.STDOUT,
                 env=self.env(),
                 start_new_session=True,
+                preexec_fn=term_when_parent_dies,
             )
 
     async def _wait_ready(self, ready_within: float) -> None:

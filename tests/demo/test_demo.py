@@ -77,6 +77,8 @@ def test_demo_runs_green_and_cleans_up(workdir: Path) -> None:
     assert proc.returncode == 0, out[-4000:]
     assert "Demo finished in" in out and "all checks passed" in out
     assert "FAIL" not in out
+    # (b) the in-cluster Tekton reconciled the PipelineRun (there is no plain-CustomRun fallback)
+    assert "ok    PipelineRun demo-native succeeded (Succeeded)" in out
     # (c) the run was followed, (d) result printed and verified with skopeo
     assert "Succeeded (pod Succeeded)" in out
     for key in ("  image ", "  digest   sha256:", "  size ", "  time "):

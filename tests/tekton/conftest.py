@@ -31,8 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 async def tekton(cluster, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TektonController]:
     ctl = TektonController(cluster.kubeconfig, tmp_path_factory.mktemp("tekton"))
-    await ctl.start()
-    try:
+    try:  # start inside: a readiness timeout must still stop what start() spawned
+        await ctl.start()
         yield ctl
     finally:
         await ctl.stop()
