@@ -7,11 +7,8 @@ so the kubelet expands them as it does for KServe), and a "server" container sta
 runtime, which reads every file through /mnt/models and reports each sha256 in its termination message.
 Every container runs as the same non-root UID (KServe #4995: /proc/PID/root needs matching credentials).
 
-It selects itself: it runs only on a cluster with a node whose runtime is containerd (the real-node
-cluster), and takes its Debian base image from hack/images (the real-node branch). Elsewhere it skips
-and says why; tests/push/test_baselayer.py proves the same commands without a kubelet.
-When the real-node branch lands with its own fixtures for the real cluster (an API client and a registry
-its containerd nodes pull from over plain HTTP), point `kube_api` and `registry` here at those.
+Images are built by the native build (this repo's CLI) and pushed to the real cluster's registry, which
+its containerd nodes pull from over plain HTTP; the Debian base and the server's image are hack/images'.
 """
 
 from __future__ import annotations
@@ -24,8 +21,7 @@ import pytest
 from kubernetes_asyncio import client
 
 from hack.kserve import modelcar_commands
-from hack.registry import LocalRegistry
-from tests.fixtures.cluster import read_pod, wait_for
+from tests.fixtures.cluster import RealCluster, read_pod, wait_for
 from tests.push.helpers import run_build
 
 UID = 1000
@@ -34,25 +30,8 @@ FILES = ["config.json", "model.safetensors", "tokenizer/tokenizer.json"]
 
 
 @pytest.fixture(scope="module")
-async def real_nodes(kube_api: client.ApiClient) -> list[str]:
-    nodes = (await client.CoreV1Api(kube_api).list_node()).items
-    real = [
-        n.metadata.name
-        for n in nodes
-        if n.status.node_info.container_runtime_version.startswith("containerd://")
-    ]
-    if not real:
-        runtimes = sorted({n.status.node_info.container_runtime_version for n in nodes})
-        pytest.skip(f"needs a real kubelet node with containerd; this cluster's runtimes are {runtimes}")
-    return real
-
-
-@pytest.fixture(scope="module")
-def debian_base(registry: LocalRegistry, real_nodes: list[str]) -> str:
-    catalog = pytest.importorskip(
-        "hack.images.catalog", reason="the Debian base image comes from hack/images"
-    )
-    return catalog.ensure(["base"], registry.host)["base"].ref
+def debian_base(real_cluster: RealCluster) -> str:
+    return real_cluster.image("base")
 
 
 @pytest.fixture(scope="module")
@@ -141,52 +120,55 @@ async def _run(core: client.CoreV1Api, ns: str, manifest: dict[str, Any]) -> dic
 @pytest.mark.parametrize("base", ["default", "debian"])
 async def test_kserve_serves_the_image(
     base: str,
-    real_nodes: list[str],
-    registry: LocalRegistry,
+    real_cluster: RealCluster,
+    real_api: client.ApiClient,
+    real_namespace: str,
+    debian_base: str,
     model: Path,
-    kube_api: client.ApiClient,
-    namespace: str,
-    request: pytest.FixtureRequest,
 ) -> None:
-    debian = request.getfixturevalue("debian_base")
-    extra = ["--base", debian] if base == "debian" else []
+    registry = real_cluster.registry
+    extra = ["--base", debian_base] if base == "debian" else []
     repo = f"kserve-pod/{base}:v1"
-    assert run_build(registry.host, model, repo, *extra).rc == 0
-    core = client.CoreV1Api(kube_api)
-    pod = await _run(core, namespace, modelcar_pod(f"serve-{base}", f"{registry.host}/{repo}", debian))
+    built = run_build(registry, model, repo, *extra)
+    assert built.rc == 0, built.stderr
+    core = client.CoreV1Api(real_api)
+    pod = await _run(core, real_namespace, modelcar_pod(f"serve-{base}", f"{registry}/{repo}", debian_base))
     init = _state(pod, "modelcar-init", init=True)["terminated"]
-    assert init["exitCode"] == 0, init
+    assert (init["exitCode"], init["reason"]) == (0, "Completed"), init
     server = _state(pod, "kserve-container")["terminated"]
     assert server["exitCode"] == 0, server
     want = "".join(f"{hashlib.sha256((model / f).read_bytes()).hexdigest()}  {f}\n" for f in FILES)
     assert server["message"] == want
+    assert "running" in _state(pod, "modelcar")  # the sidecar still holds the model for the runtime
 
 
 async def test_bare_image_fails_in_modelcar_init(
-    real_nodes: list[str],
+    real_cluster: RealCluster,
+    real_api: client.ApiClient,
+    real_namespace: str,
     debian_base: str,
-    registry: LocalRegistry,
     model: Path,
-    kube_api: client.ApiClient,
-    namespace: str,
 ) -> None:
-    assert run_build(registry.host, model, "kserve-pod/bare:v1", "--base", "none").rc == 0
-    core = client.CoreV1Api(kube_api)
+    registry = real_cluster.registry
+    built = run_build(registry, model, "kserve-pod/bare:v1", "--base", "none")
+    assert built.rc == 0, built.stderr
+    core = client.CoreV1Api(real_api)
     pod = await _run(
-        core, namespace, modelcar_pod("serve-bare", f"{registry.host}/kserve-pod/bare:v1", debian_base)
+        core, real_namespace, modelcar_pod("serve-bare", f"{registry}/kserve-pod/bare:v1", debian_base)
     )
     assert pod["status"]["phase"] == "Failed"
-    init = _state(pod, "modelcar-init", init=True)
-    assert init["terminated"]["exitCode"] != 0, init
+    init = _state(pod, "modelcar-init", init=True)["terminated"]
+    # No shell in the image: containerd cannot start KServe's `sh -c`.
+    assert (init["exitCode"], init["reason"]) == (128, "StartError"), init
+    assert '"sh"' in init["message"] and "not found" in init["message"], init
     assert "running" not in _state(pod, "kserve-container")  # the runtime never started
 
 
-async def test_modelcar_pod_spec_is_accepted(kube_api: client.ApiClient, namespace: str) -> None:
-    """Runs on any cluster: the apiserver validates the pod this file runs on real nodes (dry run), and
-    the args are KServe's, with `$$` escapes, so the kubelet's expansion gives `sh` what KServe gives it."""
+async def test_modelcar_pod_spec_is_accepted(real_api: client.ApiClient, real_namespace: str) -> None:
+    """KServe's args, `$$` escapes included: the kubelet's expansion gives `sh` what KServe gives it."""
     manifest = modelcar_pod("shape", "registry.local:5000/m:v1", "registry.local:5000/debian:12")
-    core = client.CoreV1Api(kube_api)
-    created = await core.create_namespaced_pod(namespace, manifest, dry_run="All")
+    core = client.CoreV1Api(real_api)
+    created = await core.create_namespaced_pod(real_namespace, manifest, dry_run="All")
     spec = created.spec
     assert spec.share_process_namespace is True
     init, (server, sidecar) = spec.init_containers[0], spec.containers
