@@ -117,6 +117,18 @@ class RealCluster:
             "-n", CONTROLLER_NS, "rollout", "status", f"deployment/{CONTROLLER_DEPLOYMENT}", "--timeout=240s"
         )  # fmt: skip
 
+    def uninstall_controller(self) -> None:
+        """Scales the in-cluster controller to zero and waits until its pods are gone, keeping the rest of
+        ``config/default`` (CRD, RBAC, settings). Another controller that watches the same namespaces (a
+        test's host process, or ``make run``) then reconciles alone; ``install_controller`` brings it back."""
+        self.local.kubectl(
+            "-n", CONTROLLER_NS, "scale", f"deployment/{CONTROLLER_DEPLOYMENT}", "--replicas=0"
+        )  # fmt: skip
+        self.local.kubectl(
+            "-n", CONTROLLER_NS, "wait", "--for=delete", "pod",
+            "-l", "app.kubernetes.io/name=model-image-push", "--timeout=120s",
+        )  # fmt: skip
+
     def stop(self) -> list[str]:
         """Stops everything and restores the host; returns what could not be removed (empty when clean)."""
         return self.local.stop()

@@ -3,6 +3,7 @@ from config/default as a 2-replica Deployment on its ServiceAccount, pushing thr
 TaskRuns write the model and pull the pushed image back."""
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
@@ -18,12 +19,15 @@ TEKTON_NS = "tekton-pipelines"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-@pytest.fixture(scope="session")
-def stack(real_cluster: RealCluster) -> RealCluster:
-    """The session's real cluster plus Tekton and the in-cluster controller (idempotent installs)."""
+@pytest.fixture(scope="module")
+def stack(real_cluster: RealCluster) -> Iterator[RealCluster]:
+    """The session's real cluster plus Tekton and the in-cluster controller (idempotent installs). The
+    controller is scaled to zero after this module: it watches every namespace, so later tests' host-process
+    controllers would race it for their CustomRuns (a buildah run once got its unprivileged pod)."""
     real_cluster.install_tekton()
     real_cluster.install_controller()
-    return real_cluster
+    yield real_cluster
+    real_cluster.uninstall_controller()
 
 
 async def test_tekton_and_the_controller_run_as_deployments_with_one_leader(stack, real_api):
