@@ -1,1 +1,2 @@
-"""Real Tekton pipelines controller for the local cluster: build (build.sh), install and run (launcher)."""
+"""Real Tekton Pipelines for the local cluster: its commands built from the Go module (build.sh), its release
+manifests installed in-cluster with local images (incluster), and PipelineRun builders (pipelines)."""

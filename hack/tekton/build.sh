@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Tekton Pipelines' commands (github.com/tektoncd/pipeline/cmd/...) from the Go module proxy
 # in a throwaway module and caches them outside the repo, keyed by version, so a warm run is a no-op.
-#   build.sh        the pipelines controller only (for the host-process launcher); prints its path
+#   build.sh        the pipelines controller only; prints its path
 #   build.sh --all  every command the release's images need (hack/images puts each in an image at
 #                   /ko-app/<cmd>, where Tekton's manifests and pod builder expect it); prints the dir
 # Tekton v1.9.x pins client-go v0.32, which talks fine to the local v1.33 apiserver.

@@ -1,7 +1,9 @@
-"""Tekton's CRDs and config ConfigMaps, read from the Go module cache and adapted to a webhook-less cluster.
+"""Where Tekton's release manifests are (the Go module cache), and its CRDs for a cluster without Tekton's
+webhook: every local control plane serves them from its start; the in-cluster install
+(hack/tekton/incluster.py) then applies the release's own CRDs with their conversion webhook.
 
 Nothing is copied into the repo: the manifests come from the same `github.com/tektoncd/pipeline` module
-version the controller binary is built from (`go mod download -json` gives its directory).
+version the images are built from (`go mod download -json` gives its directory).
 """
 
 from __future__ import annotations
@@ -20,15 +22,6 @@ from hack.gotoolchain import go_binary
 DEFAULT_VERSION = "v1.9.1"
 SYSTEM_NAMESPACE = "tekton-pipelines"
 MODULE = "github.com/tektoncd/pipeline"
-
-# Feature flags that differ from Tekton's release defaults, and why:
-FEATURE_FLAG_OVERRIDES: dict[str, str] = {
-    # The affinity assistant is a StatefulSet whose pod must run a container; neither a StatefulSet
-    # controller nor a container runtime exists here, and our custom task places its own pod anyway.
-    "coschedule": "disabled",
-    # No injected sidecars (Istio) in this cluster; saves a pod-status round trip for TaskRuns.
-    "running-in-environment-with-injected-sidecars": "false",
-}
 
 Manifest = dict[str, Any]
 
@@ -60,17 +53,11 @@ def _load_yaml_docs(path: Path) -> list[Manifest]:
 
 
 def patch_crd(crd: Manifest) -> Manifest:
-    """Drop the conversion webhook: there is no webhook Service, and every object we use is stored in
-    the version we write (tekton.dev/v1 Pipelines/PipelineRuns, v1beta1 CustomRuns), so `None` is exact."""
+    """Drop the conversion webhook until Tekton's webhook Service exists: objects are stored in the version
+    they are written in (tekton.dev/v1 Pipelines/PipelineRuns, v1beta1 CustomRuns), so `None` is exact."""
     crd = copy.deepcopy(crd)
     crd["spec"]["conversion"] = {"strategy": "None"}
     return crd
-
-
-def patch_feature_flags(cm: Manifest, overrides: dict[str, str] | None = None) -> Manifest:
-    cm = copy.deepcopy(cm)
-    cm.setdefault("data", {}).update(FEATURE_FLAG_OVERRIDES if overrides is None else overrides)
-    return cm
 
 
 def crds(moddir: Path) -> list[Manifest]:
@@ -78,27 +65,3 @@ def crds(moddir: Path) -> list[Manifest]:
     for path in sorted((moddir / "config" / "300-crds").glob("*.yaml")):
         docs += [patch_crd(d) for d in _load_yaml_docs(path) if d.get("kind") == "CustomResourceDefinition"]
     return docs
-
-
-def config_maps(moddir: Path, namespace: str = SYSTEM_NAMESPACE) -> list[Manifest]:
-    """Every `config/config-*.yaml` ConfigMap of the release (the controller watches several of them and
-    refuses to start when one it watches without a default is missing)."""
-    docs: list[Manifest] = []
-    for path in sorted((moddir / "config").glob("config-*.yaml")):
-        for doc in _load_yaml_docs(path):
-            if doc.get("kind") != "ConfigMap":
-                continue
-            doc = copy.deepcopy(doc)
-            doc["metadata"]["namespace"] = namespace
-            if doc["metadata"]["name"] == "feature-flags":
-                doc = patch_feature_flags(doc)
-            docs.append(doc)
-    return docs
-
-
-def namespace_manifest(namespace: str = SYSTEM_NAMESPACE) -> Manifest:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": namespace, "labels": {"app.kubernetes.io/part-of": "tekton-pipelines"}},
-    }

@@ -24,39 +24,26 @@ def push_task(name: str, *, embedded: bool = False, spec: Obj | None = None, **t
     return out
 
 
-def pipeline_run(name: str, tasks: list[Obj], *, workspace_claim: str | None = None, **spec: Any) -> Obj:
-    """A PipelineRun with an embedded Pipeline; `workspace_claim` binds workspace `shared` to that PVC."""
+def claim_template(size: str = "1Gi") -> Obj:
+    """A workspace binding to a fresh ReadWriteOnce PVC per PipelineRun (the default StorageClass)."""
+    return {
+        "volumeClaimTemplate": {
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+        }
+    }
+
+
+def pipeline_run(name: str, tasks: list[Obj], *, workspace: Obj | None = None, **spec: Any) -> Obj:
+    """A PipelineRun with an embedded Pipeline; `workspace` (e.g. `claim_template()`) binds its workspace
+    `shared`."""
     pipeline_spec: Obj = {"tasks": tasks}
     run_spec: Obj = {"pipelineSpec": pipeline_spec, **spec}
-    if workspace_claim:
+    if workspace:
         pipeline_spec["workspaces"] = [{"name": "shared"}]
-        run_spec["workspaces"] = [{"name": "shared", "persistentVolumeClaim": {"claimName": workspace_claim}}]
+        run_spec["workspaces"] = [{"name": "shared", **workspace}]
     return {
         "apiVersion": "tekton.dev/v1",
         "kind": "PipelineRun",
         "metadata": {"name": name},
         "spec": run_spec,
     }
-
-
-def push_and_copy(
-    name: str, claim: str, model_dir: str, image: str, copy_image: str, insecure: str = ""
-) -> Obj:
-    """The demo shape: push `dir:///workspace/model/<model_dir>` from PVC `claim` to `image`, then a second
-    custom task copies `$(tasks.push.results.IMAGE_URL)` to `copy_image`."""
-    extra = {"insecure_registries": insecure} if insecure else {}
-    ws = [{"name": "model", "workspace": "shared"}]
-    tasks = [
-        push_task(
-            "push",
-            params=params(source=f"dir:///workspace/model/{model_dir}", image=image, **extra),
-            workspaces=ws,
-        ),
-        push_task(
-            "copy",
-            params=params(
-                source="docker://$(tasks.push.results.IMAGE_URL)", image=copy_image, mode="copy", **extra
-            ),
-        ),
-    ]
-    return pipeline_run(name, tasks, workspace_claim=claim)

@@ -1,5 +1,7 @@
-"""API behaviours the controller depends on, checked against the real apiserver: garbage collection,
-the CustomRun status subresource with merge patches, and watches across an etcd compaction."""
+"""API behaviours the controller depends on, checked on the real-node cluster: garbage collection of an
+owned pod that runs in a real container, Tekton's real CustomRun CRD (with Tekton's webhook in front of it)
+taking merge patches on its status subresource and refusing stale updates, and watches across an etcd
+compaction."""
 
 import asyncio
 import json
@@ -8,18 +10,25 @@ from typing import Any
 
 from kubernetes_asyncio import client
 
-from tests.cluster.pods import pod
+from tests.cluster.pods import bash_pod
 from tests.fixtures.cluster import wait_for, wait_for_pod_phase
 
 MERGE = "application/merge-patch+json"
 GROUP, VERSION, PLURAL = "tekton.dev", "v1beta1", "customruns"
 
 
-async def test_deleting_owner_garbage_collects_its_pods(kube_api, namespace):
-    core = client.CoreV1Api(kube_api)
+async def test_deleting_owner_garbage_collects_its_pods(real_cluster, real_api, real_namespace):
+    core = client.CoreV1Api(real_api)
+    namespace = real_namespace
     owner = await core.create_namespaced_config_map(namespace, {"metadata": {"name": "owner"}})
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
-    spec = pod("child", "import time; time.sleep(300)", metadata={"ownerReferences": [ref]})
+    spec = bash_pod(
+        real_cluster,
+        "child",
+        "exec sleep 300",
+        metadata={"ownerReferences": [ref]},
+        terminationGracePeriodSeconds=1,
+    )
     await core.create_namespaced_pod(namespace, spec)
     await wait_for_pod_phase(core, namespace, "child", "Running")
 
@@ -48,13 +57,23 @@ def customrun(name: str) -> dict[str, Any]:
     }
 
 
-async def test_customrun_status_merge_patch_through_status_subresource(kube_api, namespace):
-    crd = client.CustomObjectsApi(kube_api)
+async def test_customrun_status_merge_patch_through_status_subresource(tekton, real_api, real_namespace):
+    crd = client.CustomObjectsApi(real_api)
+    namespace = real_namespace
     created = await crd.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, customrun("cr"))
     assert created["metadata"]["generation"] == 1
     status = {
         "status": {
-            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Pushing", "message": "1/2"}],
+            # Tekton's CRD schema wants lastTransitionTime as a string (null is refused with 422)
+            "conditions": [
+                {
+                    "type": "Succeeded",
+                    "status": "Unknown",
+                    "reason": "Pushing",
+                    "message": "1/2",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }
+            ],
             "startTime": "2026-01-01T00:00:00Z",
             "extraFields": {"attempt": 1, "progress": {"bytes": 10}},
         }
@@ -90,17 +109,21 @@ async def test_customrun_status_merge_patch_through_status_subresource(kube_api,
     final = await crd.patch_namespaced_custom_object_status(
         GROUP, VERSION, namespace, PLURAL, "cr", sneaky, _content_type=MERGE
     )
-    assert final["spec"]["timeout"] == "2h"
+    assert final["spec"]["timeout"] == "2h0m0s"  # Tekton's webhook stores Go's duration form of "2h"
     assert final["status"]["observedGeneration"] == 2
 
 
-async def test_customrun_status_update_with_stale_resource_version_conflicts(kube_api, namespace):
-    crd = client.CustomObjectsApi(kube_api)
+async def test_customrun_status_update_with_stale_resource_version_conflicts(
+    tekton, real_api, real_namespace
+):
+    crd = client.CustomObjectsApi(real_api)
+    namespace = real_namespace
     created = await crd.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, customrun("cr2"))
     await crd.patch_namespaced_custom_object(
         GROUP, VERSION, namespace, PLURAL, "cr2", {"metadata": {"labels": {"x": "y"}}}, _content_type=MERGE
     )
-    stale = {**created, "status": {"conditions": [{"type": "Succeeded", "status": "True"}]}}
+    done = {"type": "Succeeded", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+    stale = {**created, "status": {"conditions": [done]}}
 
     try:
         await crd.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "cr2", stale)
@@ -135,14 +158,17 @@ async def _watch_once(core: client.CoreV1Api, ns: str, rv: str, seen: set[str], 
     return "timeout"
 
 
-async def test_watch_survives_etcd_compaction_with_410_then_relist(cluster, kube_api, namespace):
-    core = client.CoreV1Api(kube_api)
+async def test_watch_survives_etcd_compaction_with_410_then_relist(real_cluster, real_api, real_namespace):
+    """Compacts the shared cluster's etcd to its head revision: what the apiserver does on its own every
+    5 minutes, only sooner; every other watcher sees a 410 and relists, as it must anyway."""
+    core = client.CoreV1Api(real_api)
+    namespace = real_namespace
     listed = await core.list_namespaced_config_map(namespace)
     rv = listed.metadata.resource_version
     for i in range(5):
         await core.create_namespaced_config_map(namespace, {"metadata": {"name": f"before-{i}"}})
-    head = _etcd(cluster.etcd_url, "/v3/kv/range", {"key": "AA=="})["header"]["revision"]
-    _etcd(cluster.etcd_url, "/v3/kv/compaction", {"revision": head, "physical": True})
+    head = _etcd(real_cluster.local.etcd_url, "/v3/kv/range", {"key": "AA=="})["header"]["revision"]
+    _etcd(real_cluster.local.etcd_url, "/v3/kv/compaction", {"revision": head, "physical": True})
 
     seen: set[str] = set()
     outcome = await _watch_once(core, namespace, rv, seen, "after")

@@ -5,7 +5,7 @@ import re
 from kubernetes_asyncio import client
 
 from hack.localcluster.topology import SMALL_NODE
-from tests.cluster.test_realnodes import TOLERATE_SMALL, bash_pod
+from tests.cluster.pods import TOLERATE_SMALL, bash_pod
 from tests.fixtures.cluster import wait_for, wait_for_pod_phase
 
 FILL = "dd if=/dev/zero of={path} bs=1M count={mib} status=none; sleep 600"

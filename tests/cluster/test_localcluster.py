@@ -1,4 +1,5 @@
-"""The launcher itself: certificates, a second cluster next to the session one, clean teardown, the CLI."""
+"""The launcher itself: certificates, a second control plane next to the session's real-node cluster, clean
+teardown."""
 
 import os
 import socket
@@ -37,12 +38,13 @@ def _gone(pid: int) -> bool:
         return True
 
 
-def test_second_cluster_coexists_and_stops_cleanly(cluster, tmp_path):
+def test_second_cluster_coexists_and_stops_cleanly(real_cluster, tmp_path):
+    # A control plane without nodes takes no host lock; it must not disturb the real-node cluster.
     other = LocalCluster(tmp_path / "other", die_with_parent=True)
     try:
         other.start()
-        assert other.server != cluster.server
-        assert other.running() and cluster.local.running()
+        assert other.server != real_cluster.local.server
+        assert other.running() and real_cluster.local.running()
         code, version = other.rest().request("GET", "/version")
         assert code == 200 and version["gitVersion"] == "v1.33.13"
         pids = [read_pid(other.piddir, n) for n in ("etcd", "kube-apiserver", "kube-controller-manager")]
@@ -54,7 +56,7 @@ def test_second_cluster_coexists_and_stops_cleanly(cluster, tmp_path):
         assert pid is not None
         assert _gone(pid)
     assert all(_port_free(p) for p in ports)
-    assert cluster.local.running()  # the session cluster is untouched
+    assert real_cluster.local.running()  # the session cluster is untouched
 
 
 def test_stale_pid_file_never_signals_another_process(tmp_path):

@@ -4,7 +4,7 @@ import subprocess
 
 from kubernetes_asyncio import client
 
-from tests.cluster.test_realnodes import bash_pod
+from tests.cluster.pods import bash_pod
 from tests.fixtures.cluster import wait_for_pod_phase
 
 # bash's /dev/tcp: the base image has no curl or nc.

@@ -1,28 +1,11 @@
 """Real nodes: the kubelet v1.33 on its own containerd runs local images, reports status, serves logs."""
 
-from typing import Any
-
 from kubernetes_asyncio import client
 
 from controller.model.quantity import parse_quantity
 from hack.localcluster.topology import NODE, SMALL_LABEL, SMALL_NODE, SMALL_TAINT
-from tests.fixtures.cluster import RealCluster, wait_for, wait_for_pod_phase
-
-TOLERATE_SMALL = {
-    "nodeSelector": {SMALL_LABEL[0]: SMALL_LABEL[1]},
-    "tolerations": [{"key": SMALL_TAINT["key"], "operator": "Exists", "effect": "NoSchedule"}],
-}
-
-
-def bash_pod(rc: RealCluster, name: str, script: str, **spec: Any) -> dict[str, Any]:
-    container: dict[str, Any] = {"name": "main", "image": rc.image("base"), "command": ["bash", "-c", script]}
-    container |= spec.pop("container", {})
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "containers": [container], **spec},
-    }
+from tests.cluster.pods import TOLERATE_SMALL, bash_pod
+from tests.fixtures.cluster import wait_for, wait_for_pod_phase
 
 
 async def test_nodes_are_real_kubelets_on_containerd(real_api):

@@ -9,7 +9,7 @@ from kubernetes_asyncio import client
 
 from hack.localcluster import hoststate
 from hack.localcluster.binaries import REPO
-from tests.cluster.test_realnodes import bash_pod
+from tests.cluster.pods import bash_pod
 from tests.fixtures.cluster import wait_for_pod_phase
 
 

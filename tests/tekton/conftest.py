@@ -1,9 +1,11 @@
-"""Real Tekton pipelines controller + the real ModelImagePush controller on the shared local cluster.
+"""The in-cluster Tekton (release manifests, webhook, affinity assistant) on the session's real nodes, and
+the ModelImagePush controller under test as a host process (as `make run` does) whose work pods run the
+locally built project image on the real kubelets.
 
-Session fixtures: `tekton` (Tekton's CRDs/config installed, controller running out of cluster) and
-`hang_registry` (never answers); the registry is the shared `registry` fixture (contract B).
-Per test: `modelpush` (our controller as a real process, scoped to the test's namespace like tests/e2e
-does, started after Tekton's CRDs are in) and `tk` (a `Tekton` helper for the test namespace).
+Session fixtures: `tekton` (the real cluster with Tekton installed; idempotent), `images` (the project and
+step images in the cluster's registry) and `hang_registry` (never answers; on the pod network's gateway so
+work pods reach it). Per test: `modelpush` (our controller, scoped to the test's namespace like tests/e2e
+does) and `tk` (a `Tekton` helper for the test namespace).
 """
 
 from __future__ import annotations
@@ -11,31 +13,33 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
-from hack.tekton.launcher import TektonController
+from hack.images import ensure
+from hack.localcluster.realcluster import RealCluster
 from tests.e2e.conftest import ControllerProcess
-from tests.tekton.servers import HangServer
+from tests.tekton.servers import HangServer, gateway
 from tests.tekton.tkn import Tekton
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if "tests/tekton/test_pipelineruns" in str(item.fspath):
+        if "tests/tekton/test_" in str(item.fspath) and "test_manifests" not in str(item.fspath):
             item.add_marker(pytest.mark.cluster)
-            item.add_marker(pytest.mark.registry)
 
 
 @pytest.fixture(scope="session")
-async def tekton(cluster, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TektonController]:
-    ctl = TektonController(cluster.kubeconfig, tmp_path_factory.mktemp("tekton"))
-    try:  # start inside: a readiness timeout must still stop what start() spawned
-        await ctl.start()
-        yield ctl
-    finally:
-        await ctl.stop()
+def tekton(real_cluster: RealCluster) -> RealCluster:
+    real_cluster.install_tekton()  # idempotent: an installed Tekton is only waited for
+    return real_cluster
+
+
+@pytest.fixture(scope="session")
+def images(real_cluster: RealCluster) -> dict[str, Any]:
+    return ensure(["model-image-push", "step"], real_cluster.registry)
 
 
 @pytest.fixture
@@ -46,14 +50,19 @@ def modelpush_env() -> dict[str, str]:
 
 @pytest.fixture
 async def modelpush(
-    cluster, tekton: TektonController, namespace: str, tmp_path: Path, modelpush_env: dict[str, str]
+    tekton: RealCluster,
+    images: dict[str, Any],
+    real_namespace: str,
+    tmp_path: Path,
+    modelpush_env: dict[str, str],
 ) -> AsyncIterator[ControllerProcess]:
-    # Depends on `tekton`: the real CustomRun CRD must be in place before our controller lists/watches.
-    # Scoped to the test namespace (the tests/e2e helper sets MODELPUSH_NAMESPACES) so it never acts on
-    # other tests' runs.
-    proc = ControllerProcess(
-        cluster.kubeconfig, namespace, tmp_path / "modelpush-controller.log", modelpush_env
-    )
+    # Scoped to the test namespace (MODELPUSH_NAMESPACES) so it never acts on other tests' runs.
+    env = {
+        "MODELPUSH_WORK_IMAGE": images["model-image-push"].ref,
+        "MODELPUSH_INSECURE_REGISTRIES": tekton.registry,
+        **modelpush_env,
+    }
+    proc = ControllerProcess(tekton.kubeconfig, real_namespace, tmp_path / "modelpush-controller.log", env)
     proc.start()
     try:
         await proc.wait_ready()
@@ -63,8 +72,8 @@ async def modelpush(
 
 
 @pytest.fixture(scope="session")
-async def hang_registry() -> AsyncIterator[HangServer]:
-    srv = HangServer()
+async def hang_registry(real_cluster: RealCluster) -> AsyncIterator[HangServer]:
+    srv = HangServer(gateway(real_cluster))
     await srv.start()
     try:
         yield srv
@@ -74,11 +83,17 @@ async def hang_registry() -> AsyncIterator[HangServer]:
 
 @pytest.fixture
 async def tk(
-    kube_api: client.ApiClient, namespace: str, tekton: TektonController, modelpush: ControllerProcess
+    real_api: client.ApiClient, real_namespace: str, tekton: RealCluster, modelpush: ControllerProcess
 ) -> AsyncIterator[Tekton]:
-    helper = Tekton(kube_api, namespace)
+    helper = Tekton(real_api, real_namespace)
     yield helper
     # On failure this is in the captured output: what Tekton and our controller said last.
-    print(f"--- tekton controller log tail ---\n{tekton.tail(15)}")
+    try:
+        said = tekton.local.kubectl(
+            "-n", "tekton-pipelines", "logs", "deploy/tekton-pipelines-controller", "--tail=15"
+        )  # fmt: skip
+    except Exception as err:  # the tail is a diagnostic only; the test's own outcome stands
+        said = f"(no log: {err})"
+    print(f"--- tekton controller log tail ---\n{said}")
     tail = "\n".join(modelpush.logs().splitlines()[-15:])
     print(f"--- modelpush controller log tail ---\n{tail}")

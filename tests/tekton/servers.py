@@ -1,10 +1,15 @@
-"""Small loopback TCP servers that put a real registry into states the tests need.
+"""Small TCP servers that put a real registry into states the tests need. They listen on the pod network's
+gateway address (where the cluster's registry listens too), because the work pods that talk to them run in
+containers on the real nodes and cannot reach the host's 127.0.0.1.
 
-- `HangServer` (from tests.support.loopback): accepts connections and never answers, so a push stays
-  running until it is cancelled or timed out.
-- `DenyOnceProxy`: forwards to a real registry but answers the first non-ping request with
-  `403 Forbidden`, so exactly one push attempt fails (the work pod exits with an auth error) and
-  the next attempt goes through untouched.
+- `HangServer`: accepts connections and never answers, so a push stays running until it is cancelled or
+  timed out.
+- `DenyOnceProxy`: forwards to a real registry but answers the first non-ping request without a body
+  (HEAD, GET or POST) with `403 Forbidden`, so exactly one push attempt fails (the work pod exits with an
+  auth error) and the next attempt goes through untouched. Every forwarded request asks the registry for
+  `Connection: close`, so each connection carries one request and the proxy sees every request line
+  (with keep-alive the first denial fell on a PATCH in mid-upload, which the push program restarts
+  within the same attempt: an upload interrupted, not an attempt failed).
 """
 
 from __future__ import annotations
@@ -13,17 +18,56 @@ import asyncio
 import contextlib
 import json
 
-from tests.support.loopback import HangServer, LoopbackServer
+from hack.localcluster.realcluster import RealCluster
+from tests.support import loopback
 
-__all__ = ["DenyOnceProxy", "HangServer"]
+__all__ = ["DenyOnceProxy", "HangServer", "gateway"]
 
 _PING = (b"GET /v2/ ", b"HEAD /v2/ ")
 _METHODS = (b"GET ", b"HEAD ", b"POST ", b"PUT ", b"PATCH ", b"DELETE ")
+_BODILESS = (b"GET ", b"HEAD ", b"POST ")
 
 
-class DenyOnceProxy(LoopbackServer):
-    def __init__(self, upstream_host: str) -> None:
+def close_after(request: bytes) -> bytes:
+    """The request with its `Connection` header set to `close` (the head is in the first read)."""
+    head, sep, rest = request.partition(b"\r\n\r\n")
+    if not sep:
+        return request
+    lines = [ln for ln in head.split(b"\r\n") if not ln.lower().startswith(b"connection:")]
+    return b"\r\n".join([*lines, b"Connection: close"]) + sep + rest
+
+
+def gateway(rc: RealCluster) -> str:
+    """The bridge gateway's IP: the host address that pods reach (the registry's own host)."""
+    return rc.registry.rsplit(":", 1)[0]
+
+
+class _OnAddress:
+    """Binds the loopback servers' listener to a given address instead of 127.0.0.1."""
+
+    bind = "127.0.0.1"
+    port: int
+    _server: asyncio.Server | None
+
+    @property
+    def host(self) -> str:
+        return f"{self.bind}:{self.port}"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, self.bind, 0)  # type: ignore[attr-defined]
+        self.port = self._server.sockets[0].getsockname()[1]
+
+
+class HangServer(_OnAddress, loopback.HangServer):
+    def __init__(self, bind: str) -> None:
         super().__init__()
+        self.bind = bind
+
+
+class DenyOnceProxy(_OnAddress, loopback.LoopbackServer):
+    def __init__(self, bind: str, upstream_host: str) -> None:
+        super().__init__()
+        self.bind = bind
         host, port = upstream_host.rsplit(":", 1)
         self._upstream = (host, int(port))
         self.denied: list[str] = []  # request lines answered with 403
@@ -34,8 +78,10 @@ class DenyOnceProxy(LoopbackServer):
             first = await reader.read(65536)
             if not first:
                 return
-            is_http = first.startswith(_METHODS)
-            if is_http and not first.startswith(_PING) and not self.denied:
+            if not first.startswith(_METHODS):
+                await self._pipe(first, reader, writer)
+                return
+            if first.startswith(_BODILESS) and not first.startswith(_PING) and not self.denied:
                 line = first.split(b"\r\n", 1)[0].decode(errors="replace")
                 self.denied.append(line)
                 body = json.dumps(
@@ -49,7 +95,7 @@ class DenyOnceProxy(LoopbackServer):
                 writer.write(head.encode() + (b"" if first.startswith(b"HEAD ") else body))
                 await writer.drain()
                 return
-            await self._pipe(first, reader, writer)
+            await self._pipe(close_after(first), reader, writer)
         except (ConnectionError, OSError):
             pass
         finally:

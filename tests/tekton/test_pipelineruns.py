@@ -1,59 +1,26 @@
-"""PipelineRuns through the real Tekton pipelines controller (v1.9.x) and our real controller.
-
-There is no container runtime, so no TaskRun pod (Tekton's entrypoint/init images) can run: every Pipeline
-here is made of ModelImagePush custom tasks only. The "model producer" step is the test writing files onto
-the workspace PVC before the run starts.
+"""PipelineRuns through the in-cluster Tekton (v1.9.x, webhook and affinity assistant on) and our real
+controller, on the real nodes, written the way users write them: a TaskRun writes a model into a
+`volumeClaimTemplate` workspace, our custom task pushes it, and a TaskRun consumes
+`$(tasks.push.results.IMAGE_URL)` and pulls it back with skopeo.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-from hack.registry import LocalRegistry
-from hack.tekton.launcher import free_port
-from hack.tekton.pipelines import params, pipeline_run, push_and_copy, push_task
-from tests.tekton.servers import DenyOnceProxy, HangServer
+from hack.localcluster.realcluster import RealCluster
+from hack.ports import free_port
+from hack.tekton.pipelines import params, pipeline_run, push_task
+from tests.tekton.model import SOURCE, WS, model_pipeline, model_push, pull_task
+from tests.tekton.servers import DenyOnceProxy, HangServer, gateway
 from tests.tekton.tkn import Tekton, condition, manifest_digest, param, poll, result
-
-WS = [{"name": "model", "workspace": "shared"}]
-SOURCE = "dir:///workspace/model/mistral"
-
-
-def write_model(root: Path) -> None:
-    root.mkdir(parents=True)
-    (root / "config.json").write_text('{"architectures": ["MistralForCausalLM"]}\n')
-    (root / "tokenizer.json").write_text('{"version": "1.0"}\n')
-    (root / "weights").mkdir()
-    (root / "weights" / "model-00001.safetensors").write_bytes(os.urandom(3 << 20))
-
-
-async def model_pvc(make_pvc, namespace: str) -> None:
-    write_model(await make_pvc(namespace, "models") / "mistral")
-
-
-def model_push(registry: str, image: str, **task: Any) -> dict[str, Any]:
-    """Pipeline task `push`: the workspace's model to `registry/image`, over plain HTTP."""
-    return push_task(
-        "push",
-        params=params(source=SOURCE, image=f"{registry}/{image}", insecure_registries=registry),
-        workspaces=WS,
-        **task,
-    )
-
-
-async def start_push(tk: Tekton, pr_name: str, task: dict[str, Any], **spec: Any) -> dict[str, Any]:
-    """Starts a one-task PipelineRun on the `models` PVC; returns the task's CustomRun once it exists."""
-    await tk.create(pipeline_run(pr_name, [task], workspace_claim="models", **spec))
-    return await tk.wait_child(pr_name, "push")
 
 
 async def assert_pods_gone(tk: Tekton, custom_run: str) -> None:
     async def gone() -> bool:
         return not await tk.pods_of(custom_run)
 
-    await poll(gone, 60, f"pods of CustomRun {custom_run} deleted")
+    await poll(gone, 90, f"pods of CustomRun {custom_run} deleted")
 
 
 async def assert_no_pod_running(tk: Tekton, custom_run: str) -> None:
@@ -64,78 +31,99 @@ async def assert_no_pod_running(tk: Tekton, custom_run: str) -> None:
         phases[:] = [(p.get("status") or {}).get("phase", "?") for p in await tk.pods_of(custom_run)]
         return all(ph in ("Succeeded", "Failed") for ph in phases)
 
-    await poll(stopped, 60, f"pods of CustomRun {custom_run} stopped")
+    await poll(stopped, 90, f"pods of CustomRun {custom_run} stopped")
 
 
-async def test_pipeline_pushes_model_and_passes_digest_to_next_task(
-    tk: Tekton, namespace: str, make_pvc, registry: LocalRegistry
+async def test_pipeline_of_taskruns_around_our_task_pushes_pulls_and_passes_results(
+    tk: Tekton, tekton: RealCluster, images: dict[str, Any]
 ) -> None:
-    await model_pvc(make_pvc, namespace)
-    reg = registry.host
-    pr = push_and_copy(
-        "push-and-copy",
-        "models",
-        "mistral",
-        f"{reg}/{namespace}/mistral:v1",
-        f"{reg}/{namespace}/mistral-copy:v1",
-        insecure=reg,
+    reg, ns, step = tekton.registry, tk.ns, images["step"].ref
+    copy = push_task(
+        "copy",
+        params=params(
+            source="docker://$(tasks.push.results.IMAGE_URL)",
+            image=f"{reg}/{ns}/mistral-copy:v1",
+            mode="copy",
+            insecure_registries=reg,
+        ),
     )
+    pr = model_pipeline("mixed", step, model_push(reg, f"{ns}/mistral:v1"), pull_task(step), copy)
     await tk.create(pr)
 
-    pr = await tk.wait_pr_done("push-and-copy")
-    assert condition(pr)["status"] == "True", await tk.describe("push-and-copy")
-    runs = await tk.custom_runs_of("push-and-copy")
+    pr = await tk.wait_pr_done("mixed", within=420)
+    assert condition(pr)["status"] == "True", await tk.describe("mixed")
+    kinds = sorted(c["kind"] for c in pr["status"]["childReferences"])
+    assert kinds == ["CustomRun", "CustomRun", "TaskRun", "TaskRun"]
+    runs = await tk.custom_runs_of("mixed")
     push, consume = runs["push"], runs["copy"]
     assert push["spec"]["customRef"]["kind"] == "ModelImagePush"
     digest = result(push, "IMAGE_DIGEST")
     url = result(push, "IMAGE_URL")
     assert digest and digest.startswith("sha256:")
-    assert url == f"{reg}/{namespace}/mistral@{digest}"
+    assert url == f"{reg}/{ns}/mistral@{digest}"
     # The image really is in the registry under that digest.
-    assert await manifest_digest(reg, f"{namespace}/mistral", "v1") == digest
+    assert await manifest_digest(reg, f"{ns}/mistral", "v1") == digest
+    # The pull TaskRun got the URL, pulled it with skopeo and found every file the writer wrote.
+    pull = (await tk.task_runs_of("mixed"))["pull"]
+    assert param(pull, "image") == url
+    assert result(pull, "verified-files") == "3"
     # Tekton substituted the result into the consumer's params ...
     assert param(consume, "source") == f"docker://{url}"
     # ... and the consumer copied exactly that image.
     assert result(consume, "IMAGE_DIGEST") == digest
-    assert await manifest_digest(reg, f"{namespace}/mistral-copy", "v1") == digest
+    assert await manifest_digest(reg, f"{ns}/mistral-copy", "v1") == digest
 
 
-async def test_embedded_task_spec(tk: Tekton, namespace: str, make_pvc, registry: LocalRegistry) -> None:
-    await model_pvc(make_pvc, namespace)
-    reg = registry.host
+async def test_embedded_task_spec(tk: Tekton, tekton: RealCluster, images: dict[str, Any]) -> None:
+    reg, ns = tekton.registry, tk.ns
     # Params in the embedded spec act as defaults; the pipeline task's params override them.
     spec = {"params": [{"name": "source", "value": SOURCE}, {"name": "image", "value": f"{reg}/wrong/x:v0"}]}
     task = push_task(
         "push",
         embedded=True,
         spec=spec,
-        params=params(image=f"{reg}/{namespace}/embedded:v1", insecure_registries=reg),
+        params=params(image=f"{reg}/{ns}/embedded:v1", insecure_registries=reg),
         workspaces=WS,
+        runAfter=["write-model"],
     )
-    await tk.create(pipeline_run("embedded", [task], workspace_claim="models"))
+    await tk.create(model_pipeline("embedded", images["step"].ref, task))
 
-    pr = await tk.wait_pr_done("embedded")
+    pr = await tk.wait_pr_done("embedded", within=300)
     assert condition(pr)["status"] == "True", await tk.describe("embedded")
     run = (await tk.custom_runs_of("embedded"))["push"]
     assert "customRef" not in run["spec"]
     assert run["spec"]["customSpec"]["kind"] == "ModelImagePush"
     assert run["spec"]["customSpec"]["spec"] == spec
     digest = result(run, "IMAGE_DIGEST")
-    assert digest and await manifest_digest(reg, f"{namespace}/embedded", "v1") == digest
+    assert digest and await manifest_digest(reg, f"{ns}/embedded", "v1") == digest
     assert await manifest_digest(reg, "wrong/x", "v0") is None
 
 
+def stuck_copy(hang: HangServer, registry: str, ns: str, **task: Any) -> dict[str, Any]:
+    """Our task copying from a registry that never answers: its pod runs until cancelled or timed out."""
+    return push_task(
+        "push",
+        params=params(
+            source=f"docker://{hang.host}/{ns}/m:v1",
+            image=f"{registry}/{ns}/m:v1",
+            insecure_registries=f"{hang.host},{registry}",
+        ),
+        **task,
+    )
+
+
 async def test_cancelling_pipelinerun_cancels_our_run_and_pod(
-    tk: Tekton, namespace: str, make_pvc, hang_registry: HangServer
+    tk: Tekton, tekton: RealCluster, images: dict[str, Any], hang_registry: HangServer
 ) -> None:
-    await model_pvc(make_pvc, namespace)
-    run = await start_push(tk, "to-cancel", model_push(hang_registry.host, f"{namespace}/m:v1"))
+    push = model_push(hang_registry.host, f"{tk.ns}/m:v1")
+    await tk.create(model_pipeline("to-cancel", images["step"].ref, push))
+    run = await tk.wait_child("to-cancel", "push", within=240)
     name = run["metadata"]["name"]
-    await tk.wait_running_pod(name)
+    await tk.wait_running_pod(name, within=180)
 
     await tk.patch_pipeline_run("to-cancel", {"spec": {"status": "Cancelled"}})
 
-    pr = await tk.wait_pr_done("to-cancel", within=90)
+    pr = await tk.wait_pr_done("to-cancel", within=120)
     assert condition(pr)["reason"] == "Cancelled", await tk.describe("to-cancel")
     run = await tk.wait_cr_done(name)
     assert run["spec"]["status"] == "RunCancelled"
@@ -145,15 +133,16 @@ async def test_cancelling_pipelinerun_cancels_our_run_and_pod(
 
 
 async def test_pipeline_timeout_reaches_our_run(
-    tk: Tekton, namespace: str, make_pvc, hang_registry: HangServer
+    tk: Tekton, tekton: RealCluster, hang_registry: HangServer
 ) -> None:
-    await model_pvc(make_pvc, namespace)
-    task = model_push(hang_registry.host, f"{namespace}/m:v1")
-    run = await start_push(tk, "pipeline-timeout", task, timeouts={"pipeline": "25s"})
+    # No TaskRun before it: the pipeline's whole timeout is spent inside our (stuck) run.
+    task = stuck_copy(hang_registry, tekton.registry, tk.ns)
+    await tk.create(pipeline_run("pipeline-timeout", [task], timeouts={"pipeline": "25s"}))
+    run = await tk.wait_child("pipeline-timeout", "push")
     name = run["metadata"]["name"]
     await tk.wait_pod(name)
 
-    pr = await tk.wait_pr_done("pipeline-timeout", within=120)
+    pr = await tk.wait_pr_done("pipeline-timeout", within=150)
     assert condition(pr)["reason"] == "PipelineRunTimeout", await tk.describe("pipeline-timeout")
     run = await tk.wait_cr_done(name)
     # Tekton cancels the CustomRuns of a timed-out PipelineRun, saying why.
@@ -165,17 +154,16 @@ async def test_pipeline_timeout_reaches_our_run(
 
 
 async def test_pipeline_task_timeout_times_out_our_run(
-    tk: Tekton, namespace: str, make_pvc, hang_registry: HangServer
+    tk: Tekton, tekton: RealCluster, images: dict[str, Any], hang_registry: HangServer
 ) -> None:
-    await model_pvc(make_pvc, namespace)
-    run = await start_push(
-        tk, "task-timeout", model_push(hang_registry.host, f"{namespace}/m:v1", timeout="15s")
-    )
+    push = model_push(hang_registry.host, f"{tk.ns}/m:v1", timeout="15s")
+    await tk.create(model_pipeline("task-timeout", images["step"].ref, push))
+    run = await tk.wait_child("task-timeout", "push", within=240)
     name = run["metadata"]["name"]
     assert run["spec"]["timeout"] == "15s"
     await tk.wait_pod(name)
 
-    pr = await tk.wait_pr_done("task-timeout", within=120)
+    pr = await tk.wait_pr_done("task-timeout", within=150)
     assert condition(pr)["reason"] == "Failed", await tk.describe("task-timeout")
     run = await tk.custom_run(name)
     assert condition(run)["reason"] == "CustomRunTimedOut"
@@ -183,15 +171,14 @@ async def test_pipeline_task_timeout_times_out_our_run(
 
 
 async def test_retry_after_failed_first_attempt(
-    tk: Tekton, namespace: str, make_pvc, registry: LocalRegistry
+    tk: Tekton, tekton: RealCluster, images: dict[str, Any]
 ) -> None:
-    await model_pvc(make_pvc, namespace)
-    proxy = DenyOnceProxy(registry.host)
+    proxy = DenyOnceProxy(gateway(tekton), tekton.registry)
     await proxy.start()
     try:
-        task = model_push(proxy.host, f"{namespace}/retried:v1", retries=1)
-        await tk.create(pipeline_run("retried", [task], workspace_claim="models"))
-        pr = await tk.wait_pr_done("retried")
+        push = model_push(proxy.host, f"{tk.ns}/retried:v1", retries=1)
+        await tk.create(model_pipeline("retried", images["step"].ref, push))
+        pr = await tk.wait_pr_done("retried", within=420)
     finally:
         await proxy.stop()
 
@@ -205,17 +192,16 @@ async def test_retry_after_failed_first_attempt(
     assert archived[0]["conditions"][0]["status"] == "False"
     assert archived[0]["conditions"][0]["reason"] == "AuthenticationFailed"
     digest = result(run, "IMAGE_DIGEST")
-    assert digest and await manifest_digest(registry.host, f"{namespace}/retried", "v1") == digest
+    assert digest and await manifest_digest(tekton.registry, f"{tk.ns}/retried", "v1") == digest
 
 
-async def test_failing_push_fails_pipelinerun_with_our_reason(tk: Tekton, namespace: str, make_pvc) -> None:
-    await model_pvc(make_pvc, namespace)
-    closed = f"127.0.0.1:{free_port()}"  # nothing listens here
-    await tk.create(
-        pipeline_run("failing", [model_push(closed, f"{namespace}/m:v1")], workspace_claim="models")
-    )
+async def test_failing_push_fails_pipelinerun_with_our_reason(
+    tk: Tekton, tekton: RealCluster, images: dict[str, Any]
+) -> None:
+    closed = f"{gateway(tekton)}:{free_port()}"  # nothing listens here
+    await tk.create(model_pipeline("failing", images["step"].ref, model_push(closed, f"{tk.ns}/m:v1")))
 
-    pr = await tk.wait_pr_done("failing", within=240)
+    pr = await tk.wait_pr_done("failing", within=300)
     summary = await tk.describe("failing")
     assert condition(pr)["status"] == "False", summary
     assert condition(pr)["reason"] == "Failed", summary
@@ -226,7 +212,7 @@ async def test_failing_push_fails_pipelinerun_with_our_reason(tk: Tekton, namesp
     assert f"push ({run['metadata']['name']}): False RegistryUnreachable" in summary
 
 
-async def test_invalid_params_fail_pipelinerun_without_a_pod(tk: Tekton, namespace: str) -> None:
+async def test_invalid_params_fail_pipelinerun_without_a_pod(tk: Tekton) -> None:
     task = push_task("push", params=params(source="ftp://nope", image="127.0.0.1:1/x/y:z"))
     await tk.create(pipeline_run("invalid", [task]))
 

@@ -56,6 +56,17 @@ class Tekton:
                 out[child["pipelineTaskName"]] = await self.custom_run(child["name"])
         return out
 
+    async def task_runs_of(self, pr_name: str) -> dict[str, Obj]:
+        """pipelineTask name -> TaskRun, likewise."""
+        pr = await self.pipeline_run(pr_name)
+        out: dict[str, Obj] = {}
+        for child in (pr.get("status") or {}).get("childReferences") or []:
+            if child.get("kind") == "TaskRun":
+                out[child["pipelineTaskName"]] = await self.co.get_namespaced_custom_object(
+                    GROUP, "v1", self.ns, "taskruns", child["name"]
+                )
+        return out
+
     async def pods_of(self, custom_run: str) -> list[Obj]:
         pods = await self.core.list_namespaced_pod(self.ns, _preload_content=False)
         try:
@@ -105,8 +116,9 @@ class Tekton:
         """What `tkn pr describe` shows: the run's status and, per task, conditions[0] reason/message."""
         pr = await self.pipeline_run(pr_name)
         lines = [f"PipelineRun {pr_name}: {condition_line(pr)}"]
-        for task, cr in (await self.custom_runs_of(pr_name)).items():
-            lines.append(f"  {task} ({cr['metadata']['name']}): {condition_line(cr)}")
+        children = {**await self.task_runs_of(pr_name), **await self.custom_runs_of(pr_name)}
+        for task, run in children.items():
+            lines.append(f"  {task} ({run['metadata']['name']}): {condition_line(run)}")
         return "\n".join(lines)
 
 
