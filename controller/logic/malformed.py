@@ -1,8 +1,9 @@
-"""A CustomRun of ours whose spec cannot be read (pure): it ends False with InvalidCustomRun and a message
-naming each bad field, instead of being skipped while the user waits for a status that never comes.
+"""A CustomRun of ours that cannot be read (pure): it ends False with InvalidCustomRun and a message naming
+each bad field, instead of being skipped while the user waits for a status that never comes.
 
-The Tekton webhook refuses most such runs at create time; without it (or for fields it does not check, such
-as a param without a name in an embedded task, or `retries: "twice"`), the API server stores them as given.
+Tekton's CRD schema types the spec fields the controller reads; what gets through on a real API server is
+in the schemaless status fields (`retriesStatus`, `extraFields`) written by hand or by another tool, and
+anything at all where a hand-made CRD has no schema.
 """
 
 from __future__ import annotations

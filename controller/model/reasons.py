@@ -16,7 +16,7 @@ class Reason(StrEnum):
     # done (status True/False)
     SUCCEEDED = "Succeeded"
     INVALID_PARAMS = "InvalidParams"
-    INVALID_CUSTOM_RUN = "InvalidCustomRun"  # the CustomRun's own fields (spec) cannot be read
+    INVALID_CUSTOM_RUN = "InvalidCustomRun"  # the CustomRun's own fields cannot be read
     MISSING_SECRET = "MissingSecret"
     MISSING_CA_BUNDLE = "MissingCABundle"
     MISSING_WORKSPACE = "MissingWorkspace"
