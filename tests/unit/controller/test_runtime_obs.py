@@ -190,3 +190,22 @@ async def test_service_account_is_read_once_per_ttl_per_namespace() -> None:
     now[0] += SERVICE_ACCOUNT_TTL_SECONDS
     assert (await api.get_service_account("a", "default"))["n"] == 3  # expired: read again
     assert len(kube.gets) == 3
+
+
+async def test_controller_queues_never_reconciled_runs_in_the_first_lane() -> None:
+    """The CustomRun watch tells a new run (no condition yet) from the echo of our own status write, and a
+    finished pod from any other pod change."""
+    from controller.runtime.controller import Controller
+    from tests.unit.controller.helpers import run_dict
+    from tests.unit.controller.test_supervision import StubClient
+
+    ctl = Controller(Settings(leader_election=False), StubClient([], []), Metrics())  # type: ignore[arg-type]
+    started = {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Started"}]}
+    ctl._on_run("MODIFIED", run_dict(name="echo", status=started))
+    ctl._on_run("ADDED", run_dict(name="new"))
+    owner = {"kind": "CustomRun", "name": "done"}
+    ctl._on_pod(
+        "MODIFIED",
+        {"metadata": {"namespace": "ns1", "ownerReferences": [owner]}, "status": {"phase": "Succeeded"}},
+    )
+    assert [await ctl.queue.get() for _ in range(3)] == ["ns1/done", "ns1/new", "ns1/echo"]
