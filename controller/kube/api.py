@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,11 +24,17 @@ def pods_path(namespace: str | None = None) -> str:
 
 
 POD_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+# A burst of runs in one namespace reads its ServiceAccount once per this many seconds instead of once per
+# run: that GET sat on every first reconcile's path to its pod (bench/controller_bench.py). A Secret newly
+# linked to the ServiceAccount is seen this much later at most.
+SERVICE_ACCOUNT_TTL_SECONDS = 2.0
 
 
 class Api:
-    def __init__(self, client: KubeClient) -> None:
+    def __init__(self, client: KubeClient, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
+        self._clock = clock
+        self._service_accounts: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
 
     # CustomRuns (get, list, watch, patch status)
     async def get_customrun(self, namespace: str, name: str) -> dict[str, Any]:
@@ -80,7 +88,16 @@ class Api:
         return await self._get_optional(f"/api/v1/namespaces/{namespace}/secrets/{name}")
 
     async def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return await self._get_optional(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+        """Read-only for callers: the same object may be handed to several reconciles."""
+        now = self._clock()
+        cached = self._service_accounts.get((namespace, name))
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        obj = await self._get_optional(f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}")
+        if len(self._service_accounts) > 1000:  # many namespaces: drop the expired ones
+            self._service_accounts = {k: v for k, v in self._service_accounts.items() if v[0] > now}
+        self._service_accounts[(namespace, name)] = (now + SERVICE_ACCOUNT_TTL_SECONDS, obj)
+        return obj
 
     async def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
         return await self._get_optional(f"/api/v1/namespaces/{namespace}/configmaps/{name}")

@@ -7,6 +7,7 @@ stderr (controller.push.progress); the controller shows the newest one under `ex
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -53,7 +54,8 @@ def parse_progress(log_tail: str) -> Seen | None:
 
 def progress_fields(seen: Seen, updated_at: str) -> dict[str, Any]:
     """The `extraFields.progress` object (camelCase like the rest of the status)."""
-    percent = round(100.0 * seen.done / seen.total, 1) if seen.total else None
+    # rounded down: a push 99.96% through is not shown as 100.0% (seen on the real cluster)
+    percent = math.floor(1000 * seen.done / seen.total) / 10 if seen.total else None
     return {
         "bytesDone": seen.done,
         "bytesTotal": seen.total,
@@ -68,10 +70,15 @@ def progress_text(fields: dict[str, Any] | None) -> str:
     """One short phrase for the condition message, e.g. `42.0% of 48.0 GiB at 250.3 MiB/s, ETA 3m12s`."""
     if not fields or not fields.get("bytesTotal"):
         return ""
-    total = fields["bytesTotal"] / 1024**3
-    text = f"{fields.get('percent') or 0}% of {total:.1f} GiB at {fields.get('mibPerSecond', 0)} MiB/s"
+    size, rate = _size(fields["bytesTotal"]), fields.get("mibPerSecond", 0)
+    text = f"{fields.get('percent') or 0}% of {size} at {rate} MiB/s"
     eta = fields.get("etaSeconds")
     if eta is not None:
         minutes, seconds = divmod(int(eta), 60)
         text += f", ETA {minutes}m{seconds:02d}s" if minutes else f", ETA {seconds}s"
     return text
+
+
+def _size(n: int) -> str:
+    """GiB from 1 GiB on, MiB below it (a 26 MiB model is not "0.0 GiB")."""
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / MIB:.1f} MiB"

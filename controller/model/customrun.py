@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 API_GROUP = "modelpush.dev"
 API_VERSION = "modelpush.dev/v1alpha1"
@@ -132,12 +132,32 @@ def is_ours(spec: CustomRunSpec) -> bool:
 
 
 def raw_is_ours(obj: dict[str, Any]) -> bool:
-    """Cheap filter on a raw CustomRun dict (used by the watch before building a view)."""
-    spec = obj.get("spec") or {}
+    """Cheap filter on a raw CustomRun dict (used by the watch before building a view, and for runs whose
+    view cannot be built: so it must not trust any field's shape)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return False
     ref = spec.get("customRef")
     if ref:
-        return ref.get("apiVersion") == API_VERSION and ref.get("kind") == KIND
+        return isinstance(ref, dict) and ref.get("apiVersion") == API_VERSION and ref.get("kind") == KIND
     embedded = spec.get("customSpec")
     if embedded:
-        return embedded.get("apiVersion") == API_VERSION and embedded.get("kind") == KIND
+        return (
+            isinstance(embedded, dict)
+            and embedded.get("apiVersion") == API_VERSION
+            and embedded.get("kind") == KIND
+        )
     return False
+
+
+MAX_PROBLEMS = 5
+
+
+def problems(err: ValidationError) -> list[str]:
+    """What is wrong with a CustomRun, one phrase per field, e.g. `spec.params[0].name: Field required`.
+    The offending values are left out: a param value may hold anything, credentials included."""
+    out = []
+    for e in err.errors(include_url=False, include_input=False)[:MAX_PROBLEMS]:
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in e["loc"])
+        out.append(f"{where.lstrip('.') or 'the object'}: {e['msg']}")
+    return out

@@ -16,6 +16,7 @@ class Reason(StrEnum):
     # done (status True/False)
     SUCCEEDED = "Succeeded"
     INVALID_PARAMS = "InvalidParams"
+    INVALID_CUSTOM_RUN = "InvalidCustomRun"  # the CustomRun's own fields cannot be read
     MISSING_SECRET = "MissingSecret"
     MISSING_CA_BUNDLE = "MissingCABundle"
     MISSING_WORKSPACE = "MissingWorkspace"
@@ -36,6 +37,7 @@ class Reason(StrEnum):
 FINAL_REASONS = frozenset(
     {
         Reason.INVALID_PARAMS,
+        Reason.INVALID_CUSTOM_RUN,
         Reason.MISSING_SECRET,
         Reason.MISSING_CA_BUNDLE,
         Reason.MISSING_WORKSPACE,

@@ -80,7 +80,9 @@ class Controller:
     def _on_run(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         if kind == "DELETED" or raw_is_ours(obj):
-            self.queue.add(f"{meta.get('namespace')}/{meta.get('name')}")
+            # a run without a condition was never reconciled: its pod goes ahead of our own writes' echoes
+            first = kind != "DELETED" and not ((obj.get("status") or {}).get("conditions"))
+            self.queue.add(f"{meta.get('namespace')}/{meta.get('name')}", first=first)
 
     def _on_pod(self, kind: str, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
@@ -108,16 +110,16 @@ class Controller:
         for inf in self.run_informers:
             for (ns, name), obj in list(inf.cache.items()):
                 if raw_is_ours(obj):
-                    self.queue.add(f"{ns}/{name}")
+                    self.queue.add(f"{ns}/{name}", first=not (obj.get("status") or {}).get("conditions"))
 
-    async def _worker(self) -> None:
+    async def _worker(self, first_before_urgent: bool = False) -> None:
         # As controller-runtime's WaitForCacheSync: a reconcile that ran on a run before the pod cache was
         # listed would see no pod (after a restart: time a run out without deleting its pod, or lose the
         # kubelet's reason).
         await asyncio.gather(*(i.synced.wait() for i in self.run_informers + self.pod_informers))
         while True:
             try:
-                key = await self.queue.get()
+                key = await self.queue.get(first_before_urgent)
             except ShutDown:
                 return
             try:
@@ -182,7 +184,10 @@ class Controller:
         for inf in self.run_informers + self.pod_informers:
             self._tasks.append(asyncio.create_task(inf.run(), name=f"informer {inf.name}"))
         for i in range(self.settings.max_concurrent_reconciles):
-            self._tasks.append(asyncio.create_task(self._worker(), name=f"worker {i}"))
+            # one worker in four serves new runs before finished pods (see WorkQueue.get): pods keep being
+            # made during a wave of finishing ones, whose status writes keep most of the workers
+            worker = self._worker(first_before_urgent=i % 4 == 3)
+            self._tasks.append(asyncio.create_task(worker, name=f"worker {i}"))
         self._tasks.append(asyncio.create_task(self._resync(), name="resync"))
         if self.elector is not None:
             self._tasks.append(asyncio.create_task(self.elector.run(), name="leader election"))

@@ -18,12 +18,13 @@ from controller.kube.credentials import credential_secrets
 from controller.kube.signing import SigningSecrets
 from controller.logic import naming
 from controller.logic.decision import Decision, decide
+from controller.logic.malformed import decide_malformed, pod_name_of
 from controller.logic.params import defaults_from_spec, raw_params
 from controller.logic.patch import merge_patch
 from controller.logic.pod import AUTH_KEYS, CA_KEYS, CONTAINER, Facts, PvcInfo, workspace_claims
 from controller.logic.refusals import Refusal, classify
 from controller.logic.signing import run_asks_to_sign
-from controller.model.customrun import CustomRun
+from controller.model.customrun import CustomRun, problems, raw_is_ours
 from controller.model.params import is_object_name
 from controller.obs.metrics import Metrics
 from controller.settings import Settings
@@ -103,12 +104,22 @@ class Reconciler:
         for _ in range(MAX_PASSES):
             if raw is None:
                 return None
-            run = _view(raw)
-            if run is None or not run.is_ours:
-                return None
-            pod_name = naming.pod_name(name, len(run.status.retries_status) + 1)
-            pod = self.pods.get(namespace, pod_name)
-            decision, facts = await self._decide(run, pod, facts)
+            view = _view(raw)
+            if isinstance(view, Malformed):
+                if not raw_is_ours(raw):
+                    return None
+                # a run of ours we cannot read ends with a condition saying why, never in silence
+                run = view.skeleton
+                pod_name = pod_name_of(raw)
+                pod = self.pods.get(namespace, pod_name)
+                decision = decide_malformed(raw, view.problems, self.now(), pod)
+            else:
+                run = view
+                if not run.is_ours:
+                    return None
+                pod_name = naming.pod_name(name, len(run.status.retries_status) + 1)
+                pod = self.pods.get(namespace, pod_name)
+                decision, facts = await self._decide(run, pod, facts)
             if decision.create_pod is not None:
                 await self.signing.prepare(run, decision.create_pod)  # signing (issue 13)
                 created = await self._create_pod(run, decision.create_pod)
@@ -303,14 +314,25 @@ class Reconciler:
             log.warning("Event not recorded", extra={"fields": {**(fields or {}), "error": str(err)}})
 
 
-def _view(raw: Obj) -> CustomRun | None:
+@dataclasses.dataclass(frozen=True)
+class Malformed:
+    """A CustomRun whose view cannot be built: what is wrong, and a view of its metadata alone (for Events,
+    logs and metrics)."""
+
+    problems: list[str]
+    skeleton: CustomRun
+
+
+def _view(raw: Obj) -> CustomRun | Malformed:
     try:
         return CustomRun.model_validate(raw)
     except ValidationError as err:
         meta = raw.get("metadata") or {}
-        fields = {"namespace": meta.get("namespace"), "name": meta.get("name"), "error": str(err)[:500]}
-        log.warning("Skipped malformed CustomRun", extra={"fields": fields})
-        return None
+        found = problems(err)
+        fields = {"namespace": meta.get("namespace"), "name": meta.get("name"), "error": "; ".join(found)}
+        log.warning("Found a malformed CustomRun", extra={"fields": fields})
+        skeleton = {"apiVersion": raw.get("apiVersion"), "kind": raw.get("kind"), "metadata": meta}
+        return Malformed(found, CustomRun.model_validate(skeleton))
 
 
 def _pv_node(pv: Obj) -> str | None:

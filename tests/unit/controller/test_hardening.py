@@ -13,7 +13,7 @@ import pytest
 from controller.logic.decision import decide
 from controller.logic.params import ParamsError, validate_params
 from controller.logic.pod import Facts, PvcInfo, build_pod
-from controller.logic.progress import jittered
+from controller.logic.progress import Seen, jittered, progress_fields, progress_text
 from controller.logic.refusals import Refusal, classify
 from controller.logic.results import parse_failure
 from controller.logic.status import ts
@@ -447,3 +447,20 @@ def test_progress_fields_and_message_from_the_log_tail() -> None:
     # nothing readable: no progress written, the run goes on
     d2 = decide(_running_run(), _running_pod(30), NOW, settings, log_tail="Traceback ...\n")
     assert "progress" not in d2.status["extraFields"]
+
+
+def test_progress_percent_is_rounded_down() -> None:
+    """A push 99.96% through is still running: it must not read 100.0%."""
+    almost = progress_fields(Seen(done=27_155_000, total=27_165_696, rate_bps=1, eta_s=0.1), "t")
+    assert almost["percent"] == 99.9
+    assert progress_fields(Seen(done=5, total=5, rate_bps=1, eta_s=0), "t")["percent"] == 100.0
+
+
+@pytest.mark.parametrize(
+    ("total", "shown"),
+    [(4 * 2**30, "50.0% of 4.0 GiB"), (26 * 2**20, "50.0% of 26.0 MiB"), (2**30 - 1, "50.0% of 1024.0 MiB")],
+)
+def test_progress_text_names_small_models_in_mib(total: int, shown: str) -> None:
+    """Seen on the real cluster: a 26 MiB push read "69.1% of 0.0 GiB"."""
+    text = progress_text({"bytesTotal": total, "percent": 50.0, "mibPerSecond": 1.0, "etaSeconds": 3})
+    assert text == f"{shown} at 1.0 MiB/s, ETA 3s"

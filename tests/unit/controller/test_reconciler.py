@@ -186,6 +186,15 @@ def pod_obj(phase: str, uid: str = "uid-1") -> Obj:
 IMG = {"source": "dir:///workspace/model", "image": "127.0.0.1:5000/a/m:v1"}
 
 
+def malformed(body: Obj) -> Obj:
+    """Fields a CustomRun cannot mean: the status ones get past the CRD schema (tests/e2e/test_malformed),
+    the spec ones only where an older or hand-made CRD has no schema."""
+    body["spec"]["retries"] = "twice"
+    body["spec"]["params"].append({"value": "orphan"})
+    body.setdefault("status", {})["retriesStatus"] = {"attempt": 1}
+    return body
+
+
 @dataclass
 class Row:
     id: str
@@ -384,6 +393,57 @@ ROWS = [
         reason="CustomRunCancelled",
         status="False",
         calls=[f"delete_pod {POD}", "patch_status"],
+    ),
+    # a CustomRun of ours that cannot be read ends with a condition naming its bad fields, never in silence
+    Row(
+        "malformed (retries not a number, a nameless param, retriesStatus not a list): InvalidCustomRun",
+        malformed(run_dict({**IMG, "token": "s3cr3t"})),
+        {("pvc", "model-pvc"): PVC},
+        reason="InvalidCustomRun",
+        status="False",
+        calls=["patch_status", "event Failed"],
+        no_calls=[f"create_pod {POD}", "get_pvc model-pvc"],
+        check=lambda api: (
+            (m := api.run["status"]["conditions"][0]["message"]).startswith("The CustomRun cannot be read: ")
+            and "spec.retries: Input should be a valid integer" in m
+            and "spec.params[3].name: Field required" in m
+            and "status.retriesStatus: Input should be a valid list" in m
+            and "Create a corrected CustomRun" in m
+            and "s3cr3t" not in m  # values are never echoed: a param may hold a credential
+            and api.run["status"]["completionTime"] == "2026-01-02T03:04:05Z"
+        ),
+    ),
+    Row(
+        "malformed while its pod runs (an edit let through): the pod is deleted, the run ends",
+        malformed(running(run_dict(IMG), {"params": IMG})),
+        cached_pod=pod_obj("Running"),
+        reason="InvalidCustomRun",
+        status="False",
+        calls=[f"delete_pod {POD}", "patch_status"],
+    ),
+    Row(
+        "malformed and already done: left alone",
+        malformed(
+            run_dict(
+                IMG,
+                status={"conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}]},
+            )
+        ),
+        reason="Succeeded",
+        status="True",
+        no_calls=["patch_status"],
+    ),
+    Row(
+        "malformed and not ours (another custom task's kind): ignored",
+        (lambda b: (b["spec"]["customRef"].update(kind="Other"), b)[1])(malformed(run_dict(IMG))),
+        no_calls=["patch_status"],
+        check=lambda api: "conditions" not in api.run["status"],
+    ),
+    Row(
+        "a customRef that is not an object is not ours: ignored, nothing crashes",
+        (lambda b: (b["spec"].update(customRef="modelpush.dev/v1alpha1"), b)[1])(run_dict(IMG)),
+        no_calls=["patch_status"],
+        check=lambda api: "status" not in api.run,
     ),
 ]
 

@@ -128,3 +128,84 @@ async def test_queue_urgent_keys_jump_the_line() -> None:
     q.done("c")
     assert await q.get() == "c"
     assert [await q.get() for _ in range(2)] == ["a", "b"]
+
+
+async def test_queue_first_reconciles_go_before_echoes_and_after_urgent_keys() -> None:
+    """A burst of new runs gets its pods before the workers look at our own status writes echoed back."""
+    q = WorkQueue()
+    q.add("echo-1")
+    q.add("new-1", first=True)
+    q.add("echo-2")
+    q.add("new-2", first=True)
+    q.add("finished", urgent=True)
+    q.add("echo-2", first=True)  # queued already: moves up to the better lane, once
+    q.add("new-1")  # a worse lane never moves a key down
+    assert len(q) == 5
+    assert [await q.get() for _ in range(5)] == ["finished", "new-1", "new-2", "echo-2", "echo-1"]
+    q.add("new-1", first=True)  # while processing: comes back in the best lane asked for
+    q.add("new-1")
+    q.add("echo-3")
+    q.done("new-1")
+    assert [await q.get() for _ in range(2)] == ["new-1", "echo-3"]
+    for k in ("finished", "new-1", "new-2", "echo-1", "echo-2", "echo-3"):
+        q.done(k)
+    assert len(q) == 0
+
+
+async def test_queue_workers_that_prefer_new_runs_keep_them_moving_past_finished_pods() -> None:
+    """A wave of finishing pods (URGENT) must not stall the runs still waiting for a pod (FIRST)."""
+    q = WorkQueue()
+    for k in ("done-1", "done-2"):
+        q.add(k, urgent=True)
+    for k in ("new-1", "new-2"):
+        q.add(k, first=True)
+    q.add("echo")
+    assert await q.get(first_before_urgent=True) == "new-1"
+    assert await q.get() == "done-1"
+    assert await q.get(first_before_urgent=True) == "new-2"
+    assert await q.get(first_before_urgent=True) == "done-2"  # no FIRST left: URGENT next, then NORMAL
+    assert await q.get(first_before_urgent=True) == "echo"
+
+
+class _CountingClient:
+    """Answers GETs with a fresh object each time and counts them (what reaches the API server)."""
+
+    def __init__(self) -> None:
+        self.gets: list[str] = []
+
+    async def request(self, method: str, path: str, **_: object) -> dict[str, object]:
+        self.gets.append(path)
+        return {"metadata": {"name": path.rsplit("/", 1)[1]}, "n": len(self.gets)}
+
+
+async def test_service_account_is_read_once_per_ttl_per_namespace() -> None:
+    from controller.kube.api import SERVICE_ACCOUNT_TTL_SECONDS, Api
+
+    now = [100.0]
+    kube = _CountingClient()
+    api = Api(kube, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = await api.get_service_account("a", "default")
+    assert await api.get_service_account("a", "default") is first  # a burst of runs: one GET
+    assert (await api.get_service_account("b", "default"))["n"] == 2  # another namespace: its own
+    now[0] += SERVICE_ACCOUNT_TTL_SECONDS
+    assert (await api.get_service_account("a", "default"))["n"] == 3  # expired: read again
+    assert len(kube.gets) == 3
+
+
+async def test_controller_queues_never_reconciled_runs_in_the_first_lane() -> None:
+    """The CustomRun watch tells a new run (no condition yet) from the echo of our own status write, and a
+    finished pod from any other pod change."""
+    from controller.runtime.controller import Controller
+    from tests.unit.controller.helpers import run_dict
+    from tests.unit.controller.test_supervision import StubClient
+
+    ctl = Controller(Settings(leader_election=False), StubClient([], []), Metrics())  # type: ignore[arg-type]
+    started = {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Started"}]}
+    ctl._on_run("MODIFIED", run_dict(name="echo", status=started))
+    ctl._on_run("ADDED", run_dict(name="new"))
+    owner = {"kind": "CustomRun", "name": "done"}
+    ctl._on_pod(
+        "MODIFIED",
+        {"metadata": {"namespace": "ns1", "ownerReferences": [owner]}, "status": {"phase": "Succeeded"}},
+    )
+    assert [await ctl.queue.get() for _ in range(3)] == ["ns1/done", "ns1/new", "ns1/echo"]

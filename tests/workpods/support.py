@@ -1,0 +1,71 @@
+"""Helpers shared by the work-pod tests that run their own controller: a host-process controller whose
+work image is the project image built from the Containerfile, and a writer pod (the non-root step image)
+that puts model files on a local-path PVC."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from tests.e2e.conftest import ControllerProcess
+from tests.fixtures.cluster import RealCluster, wait_for_pod_phase
+
+USER = 65532
+
+
+@contextlib.asynccontextmanager
+async def host_controller(
+    real_cluster: RealCluster, namespace: str, work_image: str, log: Path, **env: str
+) -> AsyncIterator[ControllerProcess]:
+    """A ready controller for `namespace` (a process on this host, as `make run` starts it)."""
+    env = {
+        "MODELPUSH_WORK_IMAGE": work_image,
+        "MODELPUSH_INSECURE_REGISTRIES": real_cluster.registry,
+        **env,
+    }
+    ctl = ControllerProcess(real_cluster.kubeconfig, namespace, log, env).start()
+    try:
+        await ctl.wait_ready()
+        yield ctl
+    finally:
+        ctl.stop()
+
+
+async def write_model(
+    core: client.CoreV1Api, namespace: str, step_image: str, files: dict[str, int], claim: str = "model"
+) -> None:
+    """Creates PVC `claim` (default StorageClass) and fills /workspace/model/m with `files` (name -> bytes of
+    random data) from a writer pod running as another non-root UID."""
+    await core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": claim},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    lines = ["set -eu", "mkdir -p /workspace/model/m", "cd /workspace/model/m"]
+    lines += [f"head -c {size} /dev/urandom > {name}" for name, size in files.items()]
+    pod: dict[str, Any] = {
+        "metadata": {"name": "writer"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": USER, "runAsGroup": USER, "fsGroup": USER, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "write",
+                    "image": step_image,
+                    "command": ["sh", "-c", "\n".join(lines)],
+                    "volumeMounts": [{"name": "model", "mountPath": "/workspace/model"}],
+                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+                }
+            ],
+            "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": claim}}],
+        },
+    }
+    await core.create_namespaced_pod(namespace, pod)
+    got = await wait_for_pod_phase(core, namespace, "writer", {"Succeeded", "Failed"}, timeout=180)
+    assert got["status"]["phase"] == "Succeeded", got["status"]
