@@ -84,7 +84,8 @@ def release(images: dict[str, str], moddir: Path | None = None) -> list[dict[str
 
 
 def install(kubectl: Any, images: dict[str, str], workdir: Path, timeout: float = 300.0) -> None:
-    """``kubectl apply`` of the release, then waits until the Deployments are available.
+    """``kubectl apply`` of the release, then waits until every Deployment has rolled out (its pods of the
+    applied template ready), the resolvers' included.
 
     ``kubectl(*args)`` runs kubectl against the cluster and raises on failure."""
     path = workdir / "tekton-release.yaml"
@@ -114,5 +115,7 @@ def install(kubectl: Any, images: dict[str, str], workdir: Path, timeout: float 
             if "failed calling webhook" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(3)
-    for namespace in DEPLOYMENTS:
-        wait(namespace)
+    # Not `wait --for=condition=Available`: a Deployment whose image changed stays Available on its old pod.
+    for namespace, names in DEPLOYMENTS.items():
+        for name in names:
+            kubectl("-n", namespace, "rollout", "status", f"deployment/{name}", f"--timeout={int(timeout)}s")
