@@ -10,6 +10,7 @@ with Tekton's own reason before any of its tasks (and so our push) runs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -232,7 +233,8 @@ async def test_unresolvable_references_fail_the_pipelinerun_before_our_task(
     tk: Tekton, tekton: RealCluster
 ) -> None:
     reg, ns = tekton.registry, tk.ns
-    for name, (write, _) in UNRESOLVABLE.items():
+    for name, (template, _) in UNRESOLVABLE.items():
+        write = copy.deepcopy(template)
         for p in write["taskRef"]["params"]:
             p["value"] = p["value"].replace("$NS", ns)
         pr = pipeline_run(name, [write, model_push(reg, f"{ns}/{name}:v1")], workspace=claim_template())
