@@ -6,6 +6,10 @@ binary lives at `/ko-app/<cmd>`. Under it is one small layer shared by all (the 
 distroless `static` base these binaries use): `/etc/passwd` and `/etc/group` with the `nonroot`
 user 65532 the manifests run as, and a world-writable `/tmp`. Binaries come from
 `hack/tekton/build.sh --all` (Go module proxy, CGO_ENABLED=0).
+
+The exception is `resolvers`: the release builds it on a base with tini and git (its Deployment starts
+`/sbin/tini -- /ko-app/resolvers`; the git resolver runs `git`), so it is the local Debian base with those
+two (`tekton-resolvers.Containerfile`, built with buildah) and the same binary at `/ko-app/resolvers`.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from hack.images import buildah
 from hack.images.cache import Key, build_slot
 from hack.images.oci import Entry, LayoutWriter
 from hack.images.proc import ImageBuildError, log_path
@@ -20,7 +25,15 @@ from hack.images.proc import ImageBuildError, log_path
 RECIPE = "tekton/1"
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "hack" / "tekton" / "build.sh"
-COMMANDS = ("controller", "webhook", "events", "entrypoint", "nop", "workingdirinit", "sidecarlogresults")
+# The ko-style images (static binary over the shared layer); then every command with an image.
+STATIC_COMMANDS = (
+    "controller", "webhook", "events", "entrypoint", "nop", "workingdirinit", "sidecarlogresults",
+)  # fmt: skip
+COMMANDS = (*STATIC_COMMANDS, "resolvers")
+RESOLVERS_RECIPE = "tekton-resolvers/1"
+RESOLVERS_CONTAINERFILE = Path(__file__).with_name("tekton-resolvers.Containerfile")
+# Run as the image's user (65532), as the Deployment does.
+RESOLVERS_SMOKE = (["/sbin/tini", "--version"], ["git", "--version"], ["test", "-x", "/ko-app/resolvers"])
 NONROOT = 65532
 STATIC = (
     Entry(
@@ -48,6 +61,9 @@ def image_name(cmd: str) -> str:
 
 def layout(cmd: str) -> Path:
     binary = binaries_dir() / cmd
+    if cmd == "resolvers":
+        context = {"Containerfile": RESOLVERS_CONTAINERFILE, "resolvers": binary}
+        return buildah.on_base(image_name(cmd), RESOLVERS_RECIPE, context, RESOLVERS_SMOKE)
     key = Key(RECIPE).add("static", repr(STATIC).encode()).add_file("binary", binary).hexdigest()
     with build_slot(image_name(cmd), key) as (final, tmp):
         if tmp is not None:

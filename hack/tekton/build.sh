@@ -12,8 +12,9 @@ CACHE="${MODELPUSH_CACHE:-$HOME/.cache/model-image-push}"
 BIN="$CACHE/bin/tekton-$TEKTON_VERSION"
 OUT="$BIN/tekton-pipelines-controller"
 # The release's Deployments (controller, webhook, events) and the images the controller injects into
-# TaskRun pods (entrypoint, nop, workingdirinit, sidecarlogresults). Resolvers are a separate install.
-ALL_CMDS=(controller webhook events entrypoint nop workingdirinit sidecarlogresults)
+# TaskRun pods (entrypoint, nop, workingdirinit, sidecarlogresults), and the remote resolvers' Deployment
+# (config/resolvers). Each binary is cached on its own, so adding a command builds only that one.
+ALL_CMDS=(controller webhook events entrypoint nop workingdirinit sidecarlogresults resolvers)
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
 
 log() { echo "tekton-build: $*" >&2; }

@@ -19,9 +19,17 @@ import yaml
 from hack.tekton.manifests import SYSTEM_NAMESPACE, module_dir
 
 KO_PREFIX = "ko://github.com/tektoncd/pipeline/cmd/"
-# Resolvers are a separate install (config/resolvers) that the tests here do not use.
-SKIP = ("resolvers",)
-DEPLOYMENTS = ("tekton-pipelines-controller", "tekton-pipelines-webhook", "tekton-events-controller")
+RESOLVERS_NAMESPACE = "tekton-pipelines-resolvers"
+# namespace -> the Deployments install() waits for
+DEPLOYMENTS = {
+    SYSTEM_NAMESPACE: ("tekton-pipelines-controller", "tekton-pipelines-webhook", "tekton-events-controller"),
+    RESOLVERS_NAMESPACE: ("tekton-pipelines-remote-resolvers",),
+}
+# (kind, namespace, name) -> data keys set over the release's values, so nothing calls outside on a default.
+OFFLINE: dict[tuple[str, str, str], dict[str, str]] = {
+    ("ConfigMap", RESOLVERS_NAMESPACE, "git-resolver-config"): {"default-url": ""},
+    ("ConfigMap", RESOLVERS_NAMESPACE, "resolvers-feature-flags"): {"enable-hub-resolver": "false"},
+}
 SHELL_FLAGS = ("-shell-image", "-shell-image-win")
 
 
@@ -31,8 +39,7 @@ class ReleaseError(RuntimeError):
 
 def release_files(moddir: Path) -> list[Path]:
     cfg = moddir / "config"
-    files = [p for p in cfg.rglob("*.yaml") if p.relative_to(cfg).parts[0] not in SKIP]
-    return sorted(files, key=lambda p: str(p.relative_to(cfg)))
+    return sorted(cfg.rglob("*.yaml"), key=lambda p: str(p.relative_to(cfg)))
 
 
 def _swap(node: Any, images: dict[str, str], missing: set[str]) -> Any:
@@ -52,31 +59,44 @@ def _swap(node: Any, images: dict[str, str], missing: set[str]) -> Any:
     return node
 
 
+def _offline(doc: dict[str, Any]) -> dict[str, Any]:
+    meta = doc.get("metadata") or {}
+    data = OFFLINE.get((doc["kind"], meta.get("namespace", ""), meta.get("name", "")))
+    if data:
+        doc["data"] = {**(doc.get("data") or {}), **data}
+    return doc
+
+
 def release(images: dict[str, str], moddir: Path | None = None) -> list[dict[str, Any]]:
     """Tekton's release documents with local images: ``images`` maps each command (controller, webhook,
-    entrypoint, nop, workingdirinit, sidecarlogresults, events) and ``shell`` to an image reference."""
+    entrypoint, nop, workingdirinit, sidecarlogresults, events, resolvers) and ``shell`` to an image
+    reference."""
     moddir = moddir or module_dir()
     docs: list[dict[str, Any]] = []
     missing: set[str] = set()
     for path in release_files(moddir):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and "kind" in doc:
-                docs.append(_swap(copy.deepcopy(doc), images, missing))
+                docs.append(_offline(_swap(copy.deepcopy(doc), images, missing)))
     if missing:
         raise ReleaseError(f"no local image for Tekton's {', '.join(sorted(missing))}")
     return docs
 
 
 def install(kubectl: Any, images: dict[str, str], workdir: Path, timeout: float = 300.0) -> None:
-    """``kubectl apply`` of the release, then waits until the Deployments are available.
+    """``kubectl apply`` of the release, then waits until every Deployment has rolled out (its pods of the
+    applied template ready), the resolvers' included.
 
     ``kubectl(*args)`` runs kubectl against the cluster and raises on failure."""
     path = workdir / "tekton-release.yaml"
     path.write_text(yaml.safe_dump_all(release(images), sort_keys=False))
-    wait = (
-        "-n", SYSTEM_NAMESPACE, "wait", "--for=condition=Available", f"--timeout={int(timeout)}s",
-        *(f"deployment/{d}" for d in DEPLOYMENTS),
-    )  # fmt: skip
+
+    def wait(namespace: str) -> None:
+        kubectl(
+            "-n", namespace, "wait", "--for=condition=Available", f"--timeout={int(timeout)}s",
+            *(f"deployment/{d}" for d in DEPLOYMENTS[namespace]),
+        )  # fmt: skip
+
     try:
         kubectl("-n", SYSTEM_NAMESPACE, "get", "deployment/tekton-pipelines-webhook")
     except Exception:  # not installed yet
@@ -84,7 +104,7 @@ def install(kubectl: Any, images: dict[str, str], workdir: Path, timeout: float 
     else:
         # Installed: its webhook validates Tekton's own ConfigMaps, so re-applying waits until it serves
         # (after a cluster restart its pods come back on their own).
-        kubectl(*wait)
+        wait(SYSTEM_NAMESPACE)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -95,4 +115,7 @@ def install(kubectl: Any, images: dict[str, str], workdir: Path, timeout: float 
             if "failed calling webhook" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(3)
-    kubectl(*wait)
+    # Not `wait --for=condition=Available`: a Deployment whose image changed stays Available on its old pod.
+    for namespace, names in DEPLOYMENTS.items():
+        for name in names:
+            kubectl("-n", namespace, "rollout", "status", f"deployment/{name}", f"--timeout={int(timeout)}s")
