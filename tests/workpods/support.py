@@ -36,10 +36,10 @@ async def host_controller(
 
 
 async def write_model(
-    core: client.CoreV1Api, namespace: str, step_image: str, files: dict[str, int], claim: str = "model"
+    core: client.CoreV1Api, namespace: str, step_image: str, files: dict[str, int | str], claim: str = "model"
 ) -> None:
-    """Creates PVC `claim` (default StorageClass) and fills /workspace/model/m with `files` (name -> bytes of
-    random data) from a writer pod running as another non-root UID."""
+    """Creates PVC `claim` (default StorageClass) and fills /workspace/model/m with `files` (name -> that many
+    bytes of random data, or that text) from a writer pod running as another non-root UID."""
     await core.create_namespaced_persistent_volume_claim(
         namespace,
         {
@@ -48,7 +48,10 @@ async def write_model(
         },
     )
     lines = ["set -eu", "mkdir -p /workspace/model/m", "cd /workspace/model/m"]
-    lines += [f"head -c {size} /dev/urandom > {name}" for name, size in files.items()]
+    lines += [
+        f"head -c {body} /dev/urandom > {name}" if isinstance(body, int) else f"printf '%s' '{body}' > {name}"
+        for name, body in files.items()
+    ]
     pod: dict[str, Any] = {
         "metadata": {"name": "writer"},
         "spec": {

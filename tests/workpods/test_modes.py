@@ -17,13 +17,13 @@ from kubernetes_asyncio import client
 from hack.images import ensure
 from hack.images.publish import inspect
 from tests.e2e.conftest import ControllerProcess, CustomRuns
-from tests.fixtures.cluster import RealCluster, wait_for_pod_phase
+from tests.fixtures.cluster import RealCluster
+from tests.workpods.support import USER, host_controller, write_model
 
 pytestmark = pytest.mark.cluster
 
-USER = 65532
 WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
-MODEL_FILES = {"config.json": '{"arch": "tiny"}', "weights.bin": None}  # None: 3 MiB of random bytes
+MODEL_FILES: dict[str, int | str] = {"config.json": '{"arch": "tiny"}', "weights.bin": 3 << 20}
 
 
 @pytest.fixture(scope="module")
@@ -44,53 +44,20 @@ async def controller(
     tmp_path: Path,
     privileged_buildah: bool,
 ) -> AsyncIterator[ControllerProcess]:
-    env = {
-        "MODELPUSH_WORK_IMAGE": images["model-image-push"].ref,
-        "MODELPUSH_INSECURE_REGISTRIES": real_cluster.registry,
-        "MODELPUSH_ALLOW_PRIVILEGED_BUILDAH": str(privileged_buildah).lower(),
-    }
-    ctl = ControllerProcess(real_cluster.kubeconfig, real_namespace, tmp_path / "controller.log", env).start()
-    try:
-        await ctl.wait_ready()
+    async with host_controller(
+        real_cluster,
+        real_namespace,
+        images["model-image-push"].ref,
+        tmp_path / "controller.log",
+        MODELPUSH_ALLOW_PRIVILEGED_BUILDAH=str(privileged_buildah).lower(),
+    ) as ctl:
         yield ctl
-    finally:
-        ctl.stop()
 
 
 @pytest.fixture
 async def model_pvc(real_api: client.ApiClient, real_namespace: str, images: dict[str, Any]) -> str:
     """PVC `model` (default StorageClass, WaitForFirstConsumer) holding a small model under m/."""
-    core = client.CoreV1Api(real_api)
-    await core.create_namespaced_persistent_volume_claim(
-        real_namespace,
-        {
-            "metadata": {"name": "model"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-        },
-    )
-    lines = ["set -eu", "mkdir -p /workspace/model/m", "cd /workspace/model/m"]
-    for name, text in MODEL_FILES.items():
-        lines.append(f"printf '%s' '{text}' > {name}" if text else f"head -c 3145728 /dev/urandom > {name}")
-    pod = {
-        "metadata": {"name": "writer"},
-        "spec": {
-            "restartPolicy": "Never",
-            "securityContext": {"runAsUser": USER, "runAsGroup": USER, "fsGroup": USER, "runAsNonRoot": True},
-            "containers": [
-                {
-                    "name": "write",
-                    "image": images["step"].ref,
-                    "command": ["sh", "-c", "\n".join(lines)],
-                    "volumeMounts": [{"name": "model", "mountPath": "/workspace/model"}],
-                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
-                }
-            ],
-            "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}],
-        },
-    }
-    await core.create_namespaced_pod(real_namespace, pod)
-    got = await wait_for_pod_phase(core, real_namespace, "writer", {"Succeeded", "Failed"}, timeout=180)
-    assert got["status"]["phase"] == "Succeeded", got["status"]
+    await write_model(client.CoreV1Api(real_api), real_namespace, images["step"].ref, MODEL_FILES)
     return "model"
 
 
