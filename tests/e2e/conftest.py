@@ -274,9 +274,10 @@ def write_model(directory: Path, size: int = 256 * 1024, files: int = 3) -> None
     (directory / "config.json").write_text('{"arch": "tiny"}')
 
 
-async def model_pvc(make_pvc: Callable[..., Any], namespace: str, **model: int) -> Path:
-    """PVC `model` (the workspace in WS) holding a model made by write_model; returns its local dir."""
-    d = await make_pvc(namespace, "model")
+async def model_pvc(new_pvc: Callable[..., Any], namespace: str, **model: int) -> Path:
+    """PVC `model` (the workspace in WS; `new_pvc` is the real_pvc fixture) holding a model made by
+    write_model; returns its host directory."""
+    d = await new_pvc(namespace, "model")
     write_model(d, **model)
     return d
 
