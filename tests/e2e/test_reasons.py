@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes_asyncio import client
+from kubernetes_asyncio import client, watch
 
 from hack.localcluster.realcluster import RealCluster
 from hack.localcluster.topology import SMALL_NODE
@@ -63,18 +63,38 @@ async def test_invalid_work_image_is_pod_failed(
 async def test_api_eviction_is_pod_evicted(
     controllers, crs: CustomRuns, real_api, gateway_registry: LocalRegistry, blackhole: str
 ) -> None:
-    """`kubectl drain` evicts through the API: the kubelet kills the container and the pod's only word on
-    why is its DisruptionTarget condition, which the run reports instead of the push's exit code."""
+    """`kubectl drain` evicts through the API: the kubelet stops the container and the pod's only word on
+    why is its DisruptionTarget condition, which the run reports instead of the push's exit code. The push
+    (PID 1 of its container) ends on the kubelet's SIGTERM (143) instead of running on until the SIGKILL
+    (137) after the grace period."""
     await controllers()
+    core = client.CoreV1Api(real_api)
     await crs.create("apievict-1", stuck_copy(blackhole, gateway_registry))
     pod = (await wait_pod_phase(crs, "apievict-1", "Running"))["metadata"]["name"]
+    exits = asyncio.create_task(exit_codes_until_deleted(core, crs.ns, pod))
     eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": crs.ns}}
-    await client.CoreV1Api(real_api).create_namespaced_pod_eviction(pod, crs.ns, eviction)
+    await core.create_namespaced_pod_eviction(pod, crs.ns, eviction)
+    assert await asyncio.wait_for(exits, 120) == {143}
     run = await crs.wait_done("apievict-1", limit=120)
     c = cond(run)
     assert (c["status"], c["reason"]) == ("False", "PodEvicted"), c
     assert pod in c["message"] and "EvictionByEvictionAPI" in c["message"], c
     assert "eviction" not in run["status"].get("extraFields", {}), "an API eviction has no storage figures"
+
+
+async def exit_codes_until_deleted(core: client.CoreV1Api, ns: str, pod: str) -> set[int]:
+    """The exit codes the pod's containers showed, watched until the pod is deleted."""
+    codes: set[int] = set()
+    w = watch.Watch()
+    async for event in w.stream(
+        core.list_namespaced_pod, ns, field_selector=f"metadata.name={pod}", timeout_seconds=120
+    ):
+        for cs in event["object"].status.container_statuses or []:
+            if cs.state and cs.state.terminated:
+                codes.add(cs.state.terminated.exit_code)
+        if event["type"] == "DELETED":
+            w.stop()
+    return codes
 
 
 async def small_node_pods(core: client.CoreV1Api) -> list[str]:
