@@ -8,8 +8,10 @@ matrix: the Go module proxy here refuses `zotregistry.dev/zot` (403 Forbidden).
 Python API (async): `reg = LocalRegistry(root, tls=False, htpasswd=None, kind="docker-registry")`,
 `await reg.start()`, `await reg.stop()`.
 Sync equivalents `start_sync()` / `stop_sync()` exist for scripts. Attributes: `host` ("127.0.0.1:PORT"),
-`url`, `ca_file` (with tls), `root`. With `tls=True` a self-signed CA + server certificate for 127.0.0.1
-is made with openssl; with `htpasswd={"user": "password"}` Basic auth is enabled (bcrypt hashes).
+`url`, `ca_file` (with tls), `root`. `listen` is the address it serves on (default 127.0.0.1; the pod
+network's gateway for registries that pods use). With `tls=True` a self-signed CA + server certificate
+for that address is made with openssl; with `htpasswd={"user": "password"}` Basic auth is enabled
+(bcrypt hashes).
 
 CLI: `python -m hack.registry serve --dir D [--tls] [--user alice:secret] [--kind ggcr]` prints
 host:port and runs until killed.
@@ -47,19 +49,21 @@ START_TIMEOUT = 20.0
 CERT_DAYS = 2
 
 
-def make_cert(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and a server certificate for 127.0.0.1/localhost signed by it: (ca, cert, key)."""
+def make_cert(directory: Path, ip: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for `ip` (and 127.0.0.1/localhost) signed by it:
+    (ca, cert, key). Pods reach a registry at the pod network's gateway, so its IP must be in the SAN."""
     # The CA sits alone in its own dir so it can be passed as a skopeo/buildah --cert-dir too
     # (a *.key there would be taken for a client certificate).
     (directory / "ca").mkdir(parents=True, exist_ok=True)
     ca_key, ca = new_key(directory / "ca.key", RSA_2048), directory / "ca" / "ca.crt"
+    san = ",".join(dict.fromkeys([f"IP:{ip}", "IP:127.0.0.1", "DNS:localhost"]))
     self_signed_cert(ca, ca_key, "/CN=model-image-push test CA", CERT_DAYS)
     cert, key = signed_cert(
         directory / "server.crt",
         directory / "server.key",
-        "/CN=127.0.0.1",
+        f"/CN={ip}",
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
-        "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        f"extendedKeyUsage=serverAuth\nsubjectAltName={san}\n",
         (ca, ca_key),
         CERT_DAYS,
         RSA_2048,
@@ -123,7 +127,7 @@ class LocalRegistry:
             "health": {"storagedriver": {"enabled": False}},
         }
         if self.tls:
-            ca, cert, key = make_cert(self.root / "certs")
+            ca, cert, key = make_cert(self.root / "certs", self.listen)
             self.ca_file = ca
             cfg["http"]["tls"] = {"certificate": str(cert), "key": str(key)}
         if self.htpasswd:

@@ -21,6 +21,7 @@ from controller.logic.params import ParamsError, raw_params, validate_params
 from controller.logic.pod import CA_KEYS, Facts, PlanError, build_pod
 from controller.logic.podstatus import (
     PULL_WAITING,
+    disruption_target,
     owned_by,
     pod_done,
     requested_storage,
@@ -288,6 +289,11 @@ def _observe_pod(
             return _fail_attempt(b, Reason.TIMED_OUT, msg)
         if reason == "Evicted":
             return _fail_attempt(b, Reason.POD_EVICTED, f"Pod {name} was evicted: {message}")
+        disruption = disruption_target(pod)
+        if disruption is not None:
+            # an API eviction (kubectl drain), preemption or taint-manager deletion: the kubelet killed
+            # the container (exit 137/143) and the pod carries why only in this condition
+            return _fail_attempt(b, Reason.POD_EVICTED, f"Pod {name} was evicted: {disruption}")
         term = terminated(pod)
         failure = parse_failure(term.get("message"), term.get("exitCode"))
         return _fail_attempt(b, failure.reason, failure.message)

@@ -73,3 +73,12 @@ def owned_by(pod: dict[str, Any], run: CustomRun) -> bool:
 
 def pod_done(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def disruption_target(pod: dict[str, Any]) -> str | None:
+    """`reason: message` of the pod's DisruptionTarget condition (set when the API server, scheduler or
+    taint manager ends a pod), or None."""
+    for c in (pod.get("status") or {}).get("conditions") or []:
+        if c.get("type") == "DisruptionTarget" and c.get("status") == "True":
+            return f"{c.get('reason') or 'Disrupted'}: {c.get('message') or 'no message'}"
+    return None

@@ -109,7 +109,10 @@ def add_signing(manifest: dict[str, Any], run: CustomRun, settings: Settings) ->
             "secret": {
                 "secretName": per_run_secret(run.metadata.name),
                 "optional": True,
-                "defaultMode": 0o440,
+                # readable by the image's non-root user: the kubelet writes the files as root, and with
+                # no fixed UID (OpenShift assigns one) there is no fsGroup to give them to; 0440 left
+                # the key unreadable on a real kubelet. The pod's one container is the only reader.
+                "defaultMode": 0o444,
                 "items": [{"key": k, "path": k} for k in COPIED_KEYS],
             },
         }

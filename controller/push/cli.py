@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -297,7 +298,18 @@ async def _push(args: argparse.Namespace) -> PushResult:
     return await compat.run_skopeo(args, opts)
 
 
+class Terminated(BaseException):
+    """SIGTERM: the pod is being deleted (a cancelled run, an eviction, a drain)."""
+
+
+def _on_sigterm(_signum: int, _frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
+    # The program is PID 1 of its container, where a signal with the default action is ignored: without a
+    # handler a deleted pod's push ran on for the whole grace period (30 s) until the kubelet's SIGKILL.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     result_file: Path | None = None
     argv = list(sys.argv[1:] if argv is None else argv)
     # Find --result-file before parsing, so even a parse error lands in the termination message.
@@ -312,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _fail(PushError("interrupted"), result_file)
         return 130
+    except Terminated:
+        _fail(PushError("terminated (SIGTERM): the pod was deleted"), result_file)
+        return 128 + signal.SIGTERM
     except Exception as exc:
         # the error-to-result translation: every failure leaves with a kind the controller maps to a reason
         err = translate(exc)

@@ -11,9 +11,11 @@ import asyncio
 import json
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .client import INDEX_TYPES, ClientOptions, RegistryClient
@@ -24,6 +26,26 @@ from .session import basic_header
 
 _AUTH_HINTS = ("unauthorized", "authentication required", "denied", "401")
 _NET_HINTS = ("connection refused", "no such host", "i/o timeout", "no route to host", "dial tcp")
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a storage directory, read-only directories included (buildah's vfs layers keep a base
+    image's `dr-xr-xr-x` directories). Root ignores those modes; the image's non-root user must give
+    itself the write bit on a directory before it can unlink what is inside."""
+
+    def writable_then_retry(func: Callable[[str], object], failed: str, _exc: object) -> None:
+        try:
+            os.chmod(os.path.dirname(failed), stat.S_IRWXU)
+            if os.path.isdir(failed) and not os.path.islink(failed) and func is not os.rmdir:
+                os.chmod(failed, stat.S_IRWXU)
+                shutil.rmtree(failed, onerror=writable_then_retry)
+            else:
+                func(failed)
+        except OSError:
+            pass  # as ignore_errors: a leftover never fails a push that succeeded
+
+    if os.path.lexists(path):
+        shutil.rmtree(path, onerror=writable_then_retry)
 
 
 async def _run(cmd: list[str], env: dict[str, str]) -> None:
@@ -179,7 +201,7 @@ async def run_buildah(args: argparse.Namespace, opts: ClientOptions) -> PushResu
     finally:
         # The point of this mode's PVC: drop the tens of GB of staged layers as soon as we are done.
         for d in (root, runroot, tmp):
-            shutil.rmtree(d, ignore_errors=True)
+            remove_tree(d)
     size, layers = await _describe(opts, dst, digest)
     return _result(args.image, dst, digest, size, layers, started)
 
@@ -213,6 +235,6 @@ async def run_skopeo(args: argparse.Namespace, opts: ClientOptions) -> PushResul
         )
         digest = digestfile.read_text().strip()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
     size, layers = await _describe(opts, dst, digest)
     return _result(args.dst, dst, digest, size, layers, started)

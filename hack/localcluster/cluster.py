@@ -182,7 +182,7 @@ class LocalCluster:
                 stop_recorded(self.piddir, ("kube-apiserver", "etcd"))
 
     def stop(self) -> list[str]:
-        """Stops everything started from this workdir: real nodes (restoring the host), extras (node agents,
+        """Stops everything started from this workdir: real nodes (restoring the host), extras (the
         registry), then the core. Returns what could not be removed from the host (empty when clean)."""
         left = self.nodes().stop() if self.net else []
         extras = (
@@ -217,7 +217,7 @@ class LocalCluster:
         self.nodes().start(specs, pause_image, registry, timeout)
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
-        """Runs an extra process (node agent, registry) whose lifetime is tied to this cluster."""
+        """Runs an extra process (the registry) whose lifetime is tied to this cluster."""
         # cwd = repo root, so `python -m hack.*` children import the checkout wherever we were started from.
         return spawn(name, argv, self.piddir, self.logdir, env, self.die_with_parent, cwd=REPO)
 
@@ -247,46 +247,6 @@ class LocalCluster:
 
         _wait("the registry's address", reported, timeout, ("registry",), self.piddir)
         return host
-
-    def start_node_agent(
-        self, nodes: list[dict[str, Any]], state_dir: Path, name: str = "nodeagent", timeout: float = 60.0
-    ) -> None:
-        """Starts ``python -m hack.nodeagent`` for ``nodes`` (see hack.nodeagent.config.NodeConfig) and waits
-        until each Node is Ready and schedulable."""
-        cfg = self.workdir / f"{name}.json"
-        text = json.dumps({"nodes": nodes, "state_dir": str(state_dir)}, sort_keys=True)
-        pid = read_pid(self.piddir, name)
-        if pid is not None and alive(pid) and cfg.exists() and cfg.read_text() != text:
-            stop_recorded(self.piddir, [name])  # different nodes asked for: restart the agent with them
-            pid = None
-        cfg.write_text(text)
-        since = ""  # when we (re)start the agent, stale Ready conditions from before must not count
-        if pid is None or not alive(pid):
-            since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            argv = [sys.executable, "-m", "hack.nodeagent", "--kubeconfig", str(self.kubeconfig)]
-            argv += ["--config", str(cfg), "--state-dir", str(state_dir)]
-            self.spawn(name, argv)
-        rest = self.rest()
-
-        def ready() -> bool:
-            for n in nodes:
-                code, obj = rest.request("GET", f"/api/v1/nodes/{n['name']}")
-                if code != 200 or not isinstance(obj, dict):
-                    return False
-                conds = {c["type"]: c for c in obj.get("status", {}).get("conditions", [])}
-                taints = {t["key"] for t in obj.get("spec", {}).get("taints", []) or []}
-                ready = conds.get("Ready", {})
-                if ready.get("status") != "True" or "node.kubernetes.io/not-ready" in taints:
-                    return False
-                if ready.get("lastHeartbeatTime", "") < since:
-                    return False
-                # After a restart with new settings, wait until the new agent has written them.
-                alloc = obj.get("status", {}).get("allocatable", {}).get("ephemeral-storage")
-                if alloc != n.get("ephemeral", "10Gi"):
-                    return False
-            return True
-
-        _wait("node agent nodes Ready", ready, timeout, (name,), self.piddir)
 
     # -- components --------------------------------------------------------------------------------
     def _start_etcd(self, bins: Path, timeout: float) -> None:

@@ -1,7 +1,11 @@
-"""End-to-end helpers: the controller as a real process against the local cluster and registry.
+"""End-to-end helpers: the controller as a real process against the session's real-node cluster.
 
-Each test starts its own controller(s) scoped to the test's namespace (MODELPUSH_NAMESPACES), so tests are
-isolated from each other and leader election uses a Lease in that namespace.
+Each test starts its own controller(s) as host processes (as `make run` does) scoped to the test's
+namespace (MODELPUSH_NAMESPACES), so tests are isolated from each other and from the other users of a
+shared cluster, and leader election uses a Lease in that namespace. Their work pods run on the real
+kubelets as containers of the project image built from the Containerfile (`work_image`), as its non-root
+user with a read-only root filesystem. Everything a work pod must reach (registries, the blackhole, proxies)
+listens on the pod network's gateway (`gateway`), never on 127.0.0.1, which in a pod is the pod itself.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
+from hack.images import ensure
+from hack.localcluster.realcluster import RealCluster
 from hack.ports import ATTEMPTS, free_port, in_use
 from hack.registry import LocalRegistry
-from tests.fixtures.cluster import ClusterInfo, wait_for
+from tests.fixtures.cluster import wait_for
 from tests.support.loopback import HangServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -95,24 +101,37 @@ class ControllerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+@pytest.fixture(scope="session")
+def work_image(real_cluster: RealCluster) -> str:
+    """The project image built from the Containerfile (cached by content), in the cluster's registry."""
+    return str(ensure(["model-image-push"], real_cluster.registry)["model-image-push"].ref)
+
+
 @pytest.fixture
 async def controllers(
-    cluster: ClusterInfo, namespace: str, tmp_path: Path, registry: Any
+    real_cluster: RealCluster,
+    real_namespace: str,
+    tmp_path: Path,
+    gateway_registry: LocalRegistry,
+    work_image: str,
 ) -> AsyncIterator[Callable[..., Any]]:
     """`await start(**env)` -> a ready ControllerProcess for this test's namespace; all stopped at the end."""
     started: list[ControllerProcess] = []
 
     async def start(wait: bool = True, **env: str) -> ControllerProcess:
         # a short grace for a missing Secret/CA ConfigMap keeps the failure tests quick; tests of the
-        # grace itself pass their own value
+        # grace itself pass their own value. buildah needs its privileged container on a real kubelet
+        # (tests/workpods shows the unprivileged failure); tests of the refusal pass their own value.
         env = {
-            "MODELPUSH_INSECURE_REGISTRIES": registry.host,
+            "MODELPUSH_WORK_IMAGE": work_image,
+            "MODELPUSH_INSECURE_REGISTRIES": gateway_registry.host,
             "MODELPUSH_MISSING_OBJECT_GRACE_SECONDS": "2",
+            "MODELPUSH_ALLOW_PRIVILEGED_BUILDAH": "true",
             **env,
         }
         for attempt in range(1, ATTEMPTS + 1):
             log = tmp_path / f"controller-{len(started)}.log"
-            ctl = ControllerProcess(cluster.kubeconfig, namespace, log, env)
+            ctl = ControllerProcess(real_cluster.kubeconfig, real_namespace, log, env)
             started.append(ctl.start())
             if not wait:
                 return ctl
@@ -138,8 +157,8 @@ async def controllers(
 
 
 @pytest.fixture
-def crs(kube_api: client.ApiClient, namespace: str) -> CustomRuns:
-    return CustomRuns(kube_api, namespace)
+def crs(real_api: client.ApiClient, real_namespace: str) -> CustomRuns:
+    return CustomRuns(real_api, real_namespace)
 
 
 class CustomRuns:
@@ -186,7 +205,7 @@ class CustomRuns:
             _content_type="application/merge-patch+json",
         )
 
-    async def wait_done(self, name: str, limit: float = 120) -> dict[str, Any]:
+    async def wait_done(self, name: str, limit: float = 180) -> dict[str, Any]:
         async def done() -> dict[str, Any] | None:
             run = await self.get(name)
             conds = (run.get("status") or {}).get("conditions") or []
@@ -255,9 +274,10 @@ def write_model(directory: Path, size: int = 256 * 1024, files: int = 3) -> None
     (directory / "config.json").write_text('{"arch": "tiny"}')
 
 
-async def model_pvc(make_pvc: Callable[..., Any], namespace: str, **model: int) -> Path:
-    """PVC `model` (the workspace in WS) holding a model made by write_model; returns its local dir."""
-    d = await make_pvc(namespace, "model")
+async def model_pvc(new_pvc: Callable[..., Any], namespace: str, **model: int) -> Path:
+    """PVC `model` (the workspace in WS; `new_pvc` is the real_pvc fixture) holding a model made by
+    write_model; returns its host directory."""
+    d = await new_pvc(namespace, "model")
     write_model(d, **model)
     return d
 
@@ -307,9 +327,9 @@ def now() -> float:
 
 
 @pytest.fixture
-async def blackhole() -> AsyncIterator[str]:
-    """A 'registry' that accepts connections and never answers: keeps a copy pod busy."""
-    server = HangServer()
+async def blackhole(gateway: str) -> AsyncIterator[str]:
+    """A 'registry' on the gateway that accepts connections and never answers: keeps a copy pod busy."""
+    server = HangServer(gateway)
     await server.start()
     try:
         yield server.host
@@ -331,4 +351,4 @@ async def wait_pod_phase(crs: CustomRuns, run: str, phase: str) -> dict[str, Any
         pods = await crs.pods(run)
         return next((p for p in pods if (p.get("status") or {}).get("phase") == phase), None)
 
-    return await wait_for(check, 90, f"a {phase} pod of {run}")
+    return await wait_for(check, 180, f"a {phase} pod of {run}")

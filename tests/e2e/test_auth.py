@@ -28,15 +28,15 @@ async def _secret(core: client.CoreV1Api, ns: str, name: str, host: str, user: s
 
 
 async def test_registry_secret_auth(
-    controllers, crs: CustomRuns, kube_api, make_pvc, tls_registry, namespace
+    controllers, crs: CustomRuns, real_api, real_pvc, gateway_tls_registry, real_namespace
 ) -> None:
     ctl = await controllers()
-    core = client.CoreV1Api(kube_api)
-    await model_pvc(make_pvc, namespace)
-    host = tls_registry.host
-    await _secret(core, namespace, "good", host, TLS_USER, TLS_PASSWORD)
-    await _secret(core, namespace, "bad", host, TLS_USER, "wrongpass")
-    image = f"{host}/{namespace}/private:v1"
+    core = client.CoreV1Api(real_api)
+    await model_pvc(real_pvc, real_namespace)
+    host = gateway_tls_registry.host
+    await _secret(core, real_namespace, "good", host, TLS_USER, TLS_PASSWORD)
+    await _secret(core, real_namespace, "bad", host, TLS_USER, "wrongpass")
+    image = f"{host}/{real_namespace}/private:v1"
     base = {"source": "dir:///workspace/model", "image": image, "tls-verify": "false"}
 
     await crs.create("auth-bad", {**base, "registry-secret": "bad"}, WS)
@@ -54,19 +54,19 @@ async def test_registry_secret_auth(
 
 
 async def test_ca_bundle_configmap_trusts_private_ca(
-    controllers, crs: CustomRuns, kube_api, make_pvc, tls_registry, namespace
+    controllers, crs: CustomRuns, real_api, real_pvc, gateway_tls_registry, real_namespace
 ) -> None:
     """A registry behind a private CA: trusted through a ConfigMap, with TLS verification left on."""
     await controllers()
-    core = client.CoreV1Api(kube_api)
-    await model_pvc(make_pvc, namespace)
-    host = tls_registry.host
-    await _secret(core, namespace, "good", host, TLS_USER, TLS_PASSWORD)
-    pem = tls_registry.ca_file.read_text()
+    core = client.CoreV1Api(real_api)
+    await model_pvc(real_pvc, real_namespace)
+    host = gateway_tls_registry.host
+    await _secret(core, real_namespace, "good", host, TLS_USER, TLS_PASSWORD)
+    pem = gateway_tls_registry.ca_file.read_text()
     await core.create_namespaced_config_map(
-        namespace, {"metadata": {"name": "registry-ca"}, "data": {"ca-bundle.crt": pem}}
+        real_namespace, {"metadata": {"name": "registry-ca"}, "data": {"ca-bundle.crt": pem}}
     )
-    image = f"{host}/{namespace}/private-ca:v1"
+    image = f"{host}/{real_namespace}/private-ca:v1"
     base = {"source": "dir:///workspace/model", "image": image, "registry-secret": "good"}
 
     await crs.create("ca-ok", {**base, "ca-bundle": "registry-ca"}, WS)
@@ -80,7 +80,7 @@ async def test_ca_bundle_configmap_trusts_private_ca(
     assert host not in insecure  # TLS verified against the bundle, not skipped
 
     # a compatibility mode gets the bundle as skopeo's --cert-dir
-    copied = f"{host}/{namespace}/private-ca-skopeo:v1"
+    copied = f"{host}/{real_namespace}/private-ca-skopeo:v1"
     skopeo = {"source": f"docker://{image}", "image": copied, "mode": "skopeo"}
     await crs.create("ca-skopeo", {**skopeo, "registry-secret": "good", "ca-bundle": "registry-ca"})
     sk = await crs.wait_done("ca-skopeo")

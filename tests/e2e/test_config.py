@@ -45,9 +45,9 @@ FILES = [  # the CRD itself is installed for real by _install_crd (that validate
 ]
 
 
-def _path(doc: dict[str, Any], namespace: str) -> str:
+def _path(doc: dict[str, Any], real_namespace: str) -> str:
     prefix, plural, namespaced = PATHS[doc["kind"]]
-    return f"{prefix}/namespaces/{namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
+    return f"{prefix}/namespaces/{real_namespace}/{plural}" if namespaced else f"{prefix}/{plural}"
 
 
 async def _install_crd(api: KubeClient) -> None:
@@ -72,8 +72,8 @@ async def _install_crd(api: KubeClient) -> None:
     await wait_for(established, 60, "CRD established")
 
 
-async def test_config_manifests_pass_server_side_dry_run(cluster, namespace) -> None:
-    api = await KubeClient.create(str(cluster.kubeconfig))
+async def test_config_manifests_pass_server_side_dry_run(real_cluster, real_namespace) -> None:
+    api = await KubeClient.create(str(real_cluster.kubeconfig))
     try:
         await _install_crd(api)
         checked = []
@@ -81,15 +81,15 @@ async def test_config_manifests_pass_server_side_dry_run(cluster, namespace) -> 
             for doc in yaml.safe_load_all((CONFIG / rel).read_text()):
                 if not doc:
                     continue
-                doc["metadata"].setdefault("namespace", namespace)
+                doc["metadata"].setdefault("namespace", real_namespace)
                 if PATHS[doc["kind"]][2]:
-                    doc["metadata"]["namespace"] = namespace  # the real one need not exist for a dry run
+                    doc["metadata"]["namespace"] = real_namespace  # the real one need not exist for a dry run
                 else:
-                    doc["metadata"]["name"] += f"-{namespace}"  # cluster-scoped: may exist already
+                    doc["metadata"]["name"] += f"-{real_namespace}"  # cluster-scoped: may exist already
                 if "generateName" in doc["metadata"] and "name" not in doc["metadata"]:
                     doc["metadata"]["name"] = doc["metadata"].pop("generateName") + "dry"
                 await api.request(
-                    "POST", _path(doc, namespace), {"dryRun": "All", "fieldValidation": "Strict"}, doc
+                    "POST", _path(doc, real_namespace), {"dryRun": "All", "fieldValidation": "Strict"}, doc
                 )
                 checked.append(f"{rel}:{doc['kind']}")
         assert len(checked) == len(FILES)

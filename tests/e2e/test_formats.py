@@ -14,11 +14,11 @@ pytestmark = [pytest.mark.cluster, pytest.mark.registry]
 
 
 async def test_format_both_reports_the_index(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace
 ) -> None:
     await controllers()
-    await model_pvc(make_pvc, namespace)
-    image = f"{registry.host}/{namespace}/both:v1"
+    await model_pvc(real_pvc, real_namespace)
+    image = f"{gateway_registry.host}/{real_namespace}/both:v1"
     params = {
         "source": "dir:///workspace/model",
         "image": image,

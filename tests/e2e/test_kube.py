@@ -15,6 +15,9 @@ from controller.kube.informer import Informer
 from tests.fixtures.cluster import wait_for
 
 pytestmark = pytest.mark.cluster
+# Tekton's webhook (in-cluster) defaults a condition without lastTransitionTime to null, which the CRD's
+# schema then refuses (422): the controller always writes one, and so do these patches.
+T0 = "2026-01-01T00:00:00Z"
 
 
 def _run(name: str) -> dict[str, Any]:
@@ -26,10 +29,10 @@ def _run(name: str) -> dict[str, Any]:
     }
 
 
-async def test_informer_relists_on_expired_watch_and_sees_changes(cluster, namespace) -> None:
-    client = await KubeClient.create(str(cluster.kubeconfig))
+async def test_informer_relists_on_expired_watch_and_sees_changes(real_cluster, real_namespace) -> None:
+    client = await KubeClient.create(str(real_cluster.kubeconfig))
     seen: list[tuple[str, str]] = []
-    path = customruns_path(namespace)
+    path = customruns_path(real_namespace)
     inf = Informer(
         client, path, lambda kind, obj: seen.append((kind, obj["metadata"]["name"])), watch_timeout=5
     )
@@ -37,7 +40,7 @@ async def test_informer_relists_on_expired_watch_and_sees_changes(cluster, names
     try:
         # compact etcd (the API server does this every few minutes): resourceVersion 1 is then gone for
         # good, and a watch from it is answered with 410 Gone whether or not the watch cache serves it
-        await _compact_etcd(cluster.etcd_url)
+        await _compact_etcd(real_cluster.local.etcd_url)
         inf._rv = "1"
         with pytest.raises(ApiError) as err:
             await inf._watch_once()
@@ -50,14 +53,14 @@ async def test_informer_relists_on_expired_watch_and_sees_changes(cluster, names
             return ("ADDED", "r1") in seen
 
         await wait_for(added, 30, "ADDED r1 via watch")
-        assert inf.get(namespace, "r1") is not None
+        assert inf.get(real_namespace, "r1") is not None
         await client.request("DELETE", f"{path}/r1")
 
         async def deleted() -> bool:
             return ("DELETED", "r1") in seen
 
         await wait_for(deleted, 30, "DELETED r1 via watch")
-        assert inf.get(namespace, "r1") is None
+        assert inf.get(real_namespace, "r1") is None
     finally:
         if task is not None:  # also when an assertion failed: no watch outlives the test
             task.cancel()
@@ -73,36 +76,42 @@ async def _compact_etcd(url: str) -> None:
             assert r.status == 200, await r.text()
 
 
-async def test_status_merge_patch_and_conflict(cluster, namespace) -> None:
-    client = await KubeClient.create(str(cluster.kubeconfig))
+async def test_status_merge_patch_and_conflict(real_cluster, real_namespace) -> None:
+    client = await KubeClient.create(str(real_cluster.kubeconfig))
     api = Api(client)
-    path = customruns_path(namespace)
+    path = customruns_path(real_namespace)
     try:
         created = await client.request("POST", path, body=_run("r2"))
         rv = created["metadata"]["resourceVersion"]
         status = {
-            "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Started"}],
+            "conditions": [
+                {"type": "Succeeded", "status": "Unknown", "reason": "Started", "lastTransitionTime": T0}
+            ],
             "extraFields": {"a": 1},
         }
         updated = await api.patch_customrun_status(
-            namespace, "r2", {"metadata": {"resourceVersion": rv}, "status": status}
+            real_namespace, "r2", {"metadata": {"resourceVersion": rv}, "status": status}
         )
         assert updated["status"]["conditions"][0]["reason"] == "Started"
         assert updated["status"]["extraFields"] == {"a": 1}
         # a write based on the old version is refused: the reconciler re-reads and recomputes
         with pytest.raises(ApiError) as err:
             await api.patch_customrun_status(
-                namespace, "r2", {"metadata": {"resourceVersion": rv}, "status": {"extraFields": {"a": 2}}}
+                real_namespace,
+                "r2",
+                {"metadata": {"resourceVersion": rv}, "status": {"extraFields": {"a": 2}}},
             )
         assert err.value.conflict
         # merge patch: null removes a key, arrays are replaced whole
         rv2 = updated["metadata"]["resourceVersion"]
         patch = {
-            "conditions": [{"type": "Succeeded", "status": "True", "reason": "Succeeded"}],
+            "conditions": [
+                {"type": "Succeeded", "status": "True", "reason": "Succeeded", "lastTransitionTime": T0}
+            ],
             "extraFields": {"a": None},
         }
         final = await api.patch_customrun_status(
-            namespace, "r2", {"metadata": {"resourceVersion": rv2}, "status": patch}
+            real_namespace, "r2", {"metadata": {"resourceVersion": rv2}, "status": patch}
         )
         assert final["status"]["conditions"] == patch["conditions"]
         assert "a" not in (final["status"].get("extraFields") or {})

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from kubernetes_asyncio import client
 
+from hack.registry import LocalRegistry
 from tests.e2e.conftest import (
     WS,
     CustomRuns,
@@ -29,9 +32,9 @@ SMALL_NODE = {
 }
 
 
-async def test_cancel_while_running(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
+async def test_cancel_while_running(controllers, crs: CustomRuns, gateway_registry, blackhole: str) -> None:
     await controllers()
-    await crs.create("cancel-1", stuck_copy(blackhole, registry))
+    await crs.create("cancel-1", stuck_copy(blackhole, gateway_registry))
     await wait_pod_phase(crs, "cancel-1", "Running")
     await crs.patch_spec("cancel-1", {"status": "RunCancelled", "statusMessage": "stopped by the test"})
     run = await crs.wait_done("cancel-1", limit=60)
@@ -74,24 +77,26 @@ async def reconciles(ctl) -> float:
     return sum(float(m.group(1)) for m in re.finditer(pattern, text, re.M))
 
 
-async def test_timeout(controllers, crs: CustomRuns, registry, blackhole: str) -> None:
+async def test_timeout(controllers, crs: CustomRuns, gateway_registry, blackhole: str) -> None:
     await controllers()
-    await crs.create("slow-1", stuck_copy(blackhole, registry), timeout="4s")
+    await crs.create("slow-1", stuck_copy(blackhole, gateway_registry), timeout="4s")
     run = await crs.wait_done("slow-1", limit=90)
     c = cond(run)
     assert (c["status"], c["reason"]) == ("False", "CustomRunTimedOut"), c
     assert "timed out" in c["message"]
 
 
-async def test_retries_then_success(controllers, crs: CustomRuns, registry, tmp_path, namespace) -> None:
+async def test_retries_then_success(
+    controllers, crs: CustomRuns, gateway_registry, tmp_path, real_namespace
+) -> None:
     # attempt 1 copies an image that does not exist yet; the test pushes it while the controller waits
     await controllers(MODELPUSH_RETRY_DELAY_SECONDS="4")
-    src = f"{registry.host}/{namespace}/later:v1"
-    dst = f"{registry.host}/{namespace}/copied:v1"
+    src = f"{gateway_registry.host}/{real_namespace}/later:v1"
+    dst = f"{gateway_registry.host}/{real_namespace}/copied:v1"
     await crs.create("retry-1", {"source": f"docker://{src}", "image": dst}, retries=3)
     await crs.wait_status("retry-1", lambda st: len(st.get("retriesStatus") or []) >= 1, limit=90)
     write_model(tmp_path / "m")
-    seeded = await push_dir(tmp_path / "m", src, registry.host)
+    seeded = await push_dir(tmp_path / "m", src, gateway_registry.host)
     run = await crs.wait_done("retry-1", limit=120)
     assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
     assert results(run)["IMAGE_DIGEST"] == seeded["digest"]
@@ -99,66 +104,92 @@ async def test_retries_then_success(controllers, crs: CustomRuns, registry, tmp_
     assert archived[0]["conditions"][0]["status"] == "False"
     first = archived[0]["conditions"][0]
     assert first["reason"] == "PushFailed", first  # the registry answered: the source is missing
-    assert f"{namespace}/later" in first["message"] and "not found" in first["message"].lower(), first
+    assert f"{real_namespace}/later" in first["message"] and "not found" in first["message"].lower(), first
     names = sorted(p["metadata"]["name"] for p in await crs.pods("retry-1"))
     assert names[0] == "retry-1-push-1" and len(names) == len(archived) + 1
 
 
+@asynccontextmanager
+async def held_registry(registry: LocalRegistry, gateway: str) -> AsyncIterator[FaultProxy]:
+    """A proxy on the gateway in front of `registry` that holds every connection until released: a
+    buildah push has staged its layers on the pod's ephemeral storage by the time it first calls the
+    registry, and then stays there long enough for the kubelet's eviction manager (it measures every
+    10 s) to see it; unheld, the push of a few MiB ends first."""
+    gate = FaultProxy(registry.port, listen=gateway, upstream_host=gateway)
+    await gate.start()
+    gate.hold()
+    try:
+        yield gate
+    finally:
+        gate.release()
+        await gate.stop()
+
+
 async def test_eviction_reports_kubelet_figures(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace, gateway
 ) -> None:
-    await controllers(MODELPUSH_RETRY_ON_EVICTION="false")
-    await model_pvc(make_pvc, namespace, size=40 * 1024 * 1024)
-    params = {
-        "source": "dir:///workspace/model",
-        "image": f"{registry.host}/{namespace}/evicted:v1",
-        "mode": "buildah",
-        "storage": "ephemeral",
-        "ephemeral-storage": "2Mi",
-        **SMALL_NODE,
-    }
-    await crs.create("evict-1", params, WS)
-    run = await crs.wait_done("evict-1", limit=180)
+    await model_pvc(real_pvc, real_namespace, size=10 * 1024 * 1024)
+    async with held_registry(gateway_registry, gateway) as gate:
+        await controllers(MODELPUSH_RETRY_ON_EVICTION="false", MODELPUSH_INSECURE_REGISTRIES=gate.host)
+        params = {
+            "source": "dir:///workspace/model",
+            "image": f"{gate.host}/{real_namespace}/evicted:v1",
+            "mode": "buildah",
+            "storage": "ephemeral",
+            "ephemeral-storage": "2Mi",
+            **SMALL_NODE,
+        }
+        await crs.create("evict-1", params, WS)
+        run = await crs.wait_done("evict-1", limit=240)
     c = cond(run)
     assert (c["status"], c["reason"]) == ("False", "EphemeralStorageExhausted"), c
     assert "2Mi" in c["message"] and "ephemeral-storage" in c["message"]
     ev = run["status"]["extraFields"]["eviction"]
     assert ev["node"] == "local-small" and ev["requested"] == "2Mi"
-    assert "ephemeral" in ev["message"].lower()
+    # the real kubelet's own words (pkg/kubelet/eviction/helpers.go), not a stand-in's
+    assert "ephemeral local storage" in ev["message"] and "2Mi" in ev["message"], ev
     assert {"Evicted", "Failed"} <= {e["reason"] for e in await crs.events("evict-1")}
 
 
 async def test_eviction_retry_with_larger_request_succeeds(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace, gateway
 ) -> None:
-    ctl = await controllers(MODELPUSH_RETRY_ON_EVICTION="true", MODELPUSH_EVICTION_GROWTH="300")
-    await model_pvc(make_pvc, namespace, size=40 * 1024 * 1024)
-    image = f"{registry.host}/{namespace}/grown:v1"
-    params = {
-        "source": "dir:///workspace/model",
-        "image": image,
-        "mode": "buildah",
-        "storage": "ephemeral",
-        "ephemeral-storage": "2Mi",
-    }
-    await crs.create("evict-2", params, WS)
-    run = await crs.wait_done("evict-2", limit=240)
+    await model_pvc(real_pvc, real_namespace, size=10 * 1024 * 1024)
+    async with held_registry(gateway_registry, gateway) as gate:
+        ctl = await controllers(
+            MODELPUSH_RETRY_ON_EVICTION="true",
+            MODELPUSH_EVICTION_GROWTH="300",
+            MODELPUSH_INSECURE_REGISTRIES=gate.host,
+        )
+        image = f"{gate.host}/{real_namespace}/grown:v1"
+        params = {
+            "source": "dir:///workspace/model",
+            "image": image,
+            "mode": "buildah",
+            "storage": "ephemeral",
+            "ephemeral-storage": "2Mi",
+        }
+        await crs.create("evict-2", params, WS)
+        await crs.wait_status("evict-2", lambda st: len(st.get("retriesStatus") or []) >= 1, limit=240)
+        gate.release()  # the second attempt, with the grown request, may push
+        run = await crs.wait_done("evict-2", limit=240)
     assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
     archived = run["status"]["retriesStatus"]
     assert len(archived) == 1 and archived[0]["conditions"][0]["reason"] == "EphemeralStorageExhausted"
     pods = {p["metadata"]["name"]: p for p in await crs.pods("evict-2")}
     limit = pods["evict-2-push-2"]["spec"]["containers"][0]["resources"]["limits"]["ephemeral-storage"]
     assert limit == "600Mi"
-    assert await skopeo_digest(image) == results(run)["IMAGE_DIGEST"]
+    pushed = f"{gateway_registry.host}/{real_namespace}/grown:v1"  # the same registry, past the proxy
+    assert await skopeo_digest(pushed) == results(run)["IMAGE_DIGEST"]
     assert re.search(r'^modelpush_evictions_total\{mode="buildah"\} 1.0', await ctl.metrics(), re.M)
 
 
-async def test_limitrange_rejection(controllers, crs: CustomRuns, kube_api, make_pvc, namespace) -> None:
+async def test_limitrange_rejection(controllers, crs: CustomRuns, real_api, real_pvc, real_namespace) -> None:
     await controllers()
-    await make_pvc(namespace, "model")
-    core = client.CoreV1Api(kube_api)
+    await real_pvc(real_namespace, "model")
+    core = client.CoreV1Api(real_api)
     await core.create_namespaced_limit_range(
-        namespace,
+        real_namespace,
         {
             "metadata": {"name": "cap"},
             "spec": {"limits": [{"type": "Container", "max": {"ephemeral-storage": "1Gi"}}]},
@@ -174,18 +205,20 @@ async def test_limitrange_rejection(controllers, crs: CustomRuns, kube_api, make
 
 
 async def test_restarted_controller_adopts_pod(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace, gateway
 ) -> None:
     """The push stalls at a proxy in front of the registry, so the run is provably unfinished when the
     controller is killed; the next controller adopts the pod, and the run finishes once, with one pod."""
-    gate = FaultProxy(registry.port)
+    gate = FaultProxy(gateway_registry.port, listen=gateway, upstream_host=gateway)
     await gate.start()
     try:
         gate.hold()
-        first = await controllers(MODELPUSH_INSECURE_REGISTRIES=f"{registry.host},{gate.host}")
-        await model_pvc(make_pvc, namespace)
+        first = await controllers(MODELPUSH_INSECURE_REGISTRIES=f"{gateway_registry.host},{gate.host}")
+        await model_pvc(real_pvc, real_namespace)
         await crs.create(
-            "adopt-1", {"source": "dir:///workspace/model", "image": f"{gate.host}/{namespace}/adopt:v1"}, WS
+            "adopt-1",
+            {"source": "dir:///workspace/model", "image": f"{gate.host}/{real_namespace}/adopt:v1"},
+            WS,
         )
 
         async def push_waiting() -> bool:
@@ -195,7 +228,7 @@ async def test_restarted_controller_adopts_pod(
         run = await crs.wait_status("adopt-1", lambda st: st["conditions"][0]["reason"] == "Running")
         assert cond(run)["status"] == "Unknown", cond(run)
         first.kill()  # SIGKILL: no cleanup, no lease release
-        await controllers(MODELPUSH_INSECURE_REGISTRIES=f"{registry.host},{gate.host}")
+        await controllers(MODELPUSH_INSECURE_REGISTRIES=f"{gateway_registry.host},{gate.host}")
         still = await crs.get("adopt-1")
         assert cond(still)["status"] == "Unknown", cond(still)
         gate.release()
@@ -203,19 +236,22 @@ async def test_restarted_controller_adopts_pod(
     finally:
         await gate.stop()
     assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
-    assert await skopeo_digest(f"{registry.host}/{namespace}/adopt:v1") == results(run)["IMAGE_DIGEST"]
+    assert (
+        await skopeo_digest(f"{gateway_registry.host}/{real_namespace}/adopt:v1")
+        == results(run)["IMAGE_DIGEST"]
+    )
     assert [p["metadata"]["name"] for p in await crs.pods("adopt-1")] == ["adopt-1-push-1"]
     events = [e for e in await crs.events("adopt-1") if e["reason"] in ("Started", "Succeeded")]
     assert sorted((e["reason"], e.get("count") or 1) for e in events) == [("Started", 1), ("Succeeded", 1)]
 
 
 async def test_unpullable_work_image_fails_after_grace(
-    controllers, crs: CustomRuns, make_pvc, namespace
+    controllers, crs: CustomRuns, real_pvc, real_namespace
 ) -> None:
     await controllers(
         MODELPUSH_WORK_IMAGE="example.com/not-allowed:1", MODELPUSH_IMAGE_PULL_GRACE_SECONDS="3"
     )
-    await make_pvc(namespace, "model")
+    await real_pvc(real_namespace, "model")
     await crs.create("pull-1", {"source": "dir:///workspace/model", "image": "127.0.0.1:1/a/b:1"}, WS)
     run = await crs.wait_done("pull-1", limit=90)
     c = cond(run)

@@ -38,13 +38,13 @@ async def leader_of(ctls: list[ControllerProcess]) -> tuple[ControllerProcess, C
 
 
 async def test_two_controllers_one_leader_and_failover(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace
 ) -> None:
     a = await controllers(**LEASE, MODELPUSH_IDENTITY="replica-a")
     b = await controllers(**LEASE, MODELPUSH_IDENTITY="replica-b")
     leader, standby = await leader_of([a, b])
-    await model_pvc(make_pvc, namespace)
-    image = f"{registry.host}/{namespace}/le:v1"
+    await model_pvc(real_pvc, real_namespace)
+    image = f"{gateway_registry.host}/{real_namespace}/le:v1"
     await crs.create("le-1", {"source": "dir:///workspace/model", "image": image}, WS)
     run = await crs.wait_done("le-1")
     assert cond(run)["reason"] == "Succeeded"

@@ -59,43 +59,45 @@ def _kubeconfig(path: Path, server: str, ca_file: Path, token: str) -> Path:
 
 
 async def test_controller_runs_with_the_config_rbac_role_only(
-    cluster,
-    kube_api,
+    real_cluster,
+    real_api,
     controllers,
     crs: CustomRuns,
-    make_pvc,
-    registry,
+    real_pvc,
+    gateway_registry,
     blackhole,
-    namespace,
+    real_namespace,
     tmp_path,
     cosign,
 ) -> None:
-    core = client.CoreV1Api(kube_api)
-    rbac = client.RbacAuthorizationV1Api(kube_api)
+    core = client.CoreV1Api(real_api)
+    rbac = client.RbacAuthorizationV1Api(real_api)
     role = await _ensure_role(rbac)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "mip-controller"}})
-    binding = f"mip-controller-{namespace}"
+    await core.create_namespaced_service_account(real_namespace, {"metadata": {"name": "mip-controller"}})
+    binding = f"mip-controller-{real_namespace}"
     await rbac.create_cluster_role_binding(
         {
             "metadata": {"name": binding},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": "mip-controller", "namespace": namespace}],
+            "subjects": [{"kind": "ServiceAccount", "name": "mip-controller", "namespace": real_namespace}],
         }
     )
     try:
         tr = await core.create_namespaced_service_account_token(
-            "mip-controller", namespace, {"spec": {"expirationSeconds": 3600}}
+            "mip-controller", real_namespace, {"spec": {"expirationSeconds": 3600}}
         )
-        kubeconfig = _kubeconfig(tmp_path / "sa.kubeconfig", cluster.server, cluster.ca_file, tr.status.token)
+        kubeconfig = _kubeconfig(
+            tmp_path / "sa.kubeconfig", real_cluster.local.server, real_cluster.local.ca_file, tr.status.token
+        )
         # leader election on: the Lease verbs are part of what the role must grant
         ctl = await controllers(
             KUBECONFIG=str(kubeconfig),
             MODELPUSH_LEADER_ELECTION="true",
             MODELPUSH_PROGRESS_INTERVAL_SECONDS="1",
         )
-        user = f"system:serviceaccount:{namespace}:mip-controller"
-        await model_pvc(make_pvc, namespace)
-        image = f"{registry.host}/{namespace}/rbac:v1"
+        user = f"system:serviceaccount:{real_namespace}:mip-controller"
+        await model_pvc(real_pvc, real_namespace)
+        image = f"{gateway_registry.host}/{real_namespace}/rbac:v1"
         await crs.create("rbac-1", {"source": "dir:///workspace/model", "image": image}, WS)
         run = await crs.wait_done("rbac-1")
         assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
@@ -111,16 +113,16 @@ async def test_controller_runs_with_the_config_rbac_role_only(
         )
         assert cond(await crs.wait_done("rbac-3", limit=60))["reason"] == "MissingCABundle"
         # a running pod's log is read for progress; a cancelled run's pod is deleted
-        await crs.create("rbac-4", stuck_copy(blackhole, registry))
+        await crs.create("rbac-4", stuck_copy(blackhole, gateway_registry))
         await wait_pod_phase(crs, "rbac-4", "Running")
         await wait_for(
-            lambda: _called(cluster.local.audit_log, user, ("", "pods/log", "get")), 60, "a log read"
+            lambda: _called(real_cluster.local.audit_log, user, ("", "pods/log", "get")), 60, "a log read"
         )
         await crs.patch_spec("rbac-4", {"status": "RunCancelled"})
         assert cond(await crs.wait_done("rbac-4", limit=60))["reason"] == "CustomRunCancelled"
         # signing: the role reads the key Secret, creates and deletes the per-run copy
-        env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "COSIGN_PASSWORD": "pw"}
-        keygen = [cosign, "generate-key-pair", f"k8s://{namespace}/signing-secrets"]
+        env = {**os.environ, "KUBECONFIG": str(real_cluster.kubeconfig), "COSIGN_PASSWORD": "pw"}
+        keygen = [cosign, "generate-key-pair", f"k8s://{real_namespace}/signing-secrets"]
         await asyncio.to_thread(
             subprocess.run, keygen, cwd=tmp_path, env=env, check=True, capture_output=True
         )
@@ -130,18 +132,18 @@ async def test_controller_runs_with_the_config_rbac_role_only(
         assert results(run)["SIGNATURE_REF"] and results(run)["ATTESTATION_REF"]
 
         async def copy_deleted() -> bool:
-            names = {x.metadata.name for x in (await core.list_namespaced_secret(namespace)).items}
+            names = {x.metadata.name for x in (await core.list_namespaced_secret(real_namespace)).items}
             return "rbac-5-signing" not in names
 
         await wait_for(copy_deleted, 30, "per-run signing Secret deleted")
 
         async def lease_renewed() -> set[Call]:  # leader election renews the Lease with an update
-            calls = audited_calls(cluster.local.audit_log, user)
+            calls = audited_calls(real_cluster.local.audit_log, user)
             return calls if ("coordination.k8s.io", "leases", "update") in calls else set()
 
         called = await wait_for(lease_renewed, 60, "a Lease renewal")
         assert "403 Forbidden" not in ctl.logs()
-        denied = {c for c in called if not await allowed(kube_api, user, namespace, c)}
+        denied = {c for c in called if not await allowed(real_api, user, real_namespace, c)}
         assert not denied, f"the controller made calls the API server refuses its role: {denied}"
     finally:
         await rbac.delete_cluster_role_binding(binding)
@@ -190,7 +192,7 @@ def role_grants(rbac_dir: Path) -> set[Call]:
     return grants
 
 
-async def allowed(api: client.ApiClient, user: str, namespace: str, call: Call) -> bool:
+async def allowed(api: client.ApiClient, user: str, real_namespace: str, call: Call) -> bool:
     group, resource, verb = call
     name, _, sub = resource.partition("/")
     review = await client.AuthorizationV1Api(api).create_subject_access_review(
@@ -199,7 +201,7 @@ async def allowed(api: client.ApiClient, user: str, namespace: str, call: Call) 
                 "user": user,
                 "groups": [
                     "system:serviceaccounts",
-                    f"system:serviceaccounts:{namespace}",
+                    f"system:serviceaccounts:{real_namespace}",
                     "system:authenticated",
                 ],
                 "resourceAttributes": {
@@ -207,7 +209,7 @@ async def allowed(api: client.ApiClient, user: str, namespace: str, call: Call) 
                     "resource": name,
                     "subresource": sub,
                     "verb": verb,
-                    "namespace": namespace,
+                    "namespace": real_namespace,
                 },
             }
         }

@@ -22,16 +22,16 @@ def _b64(text: str) -> str:
 
 
 async def test_serviceaccount_secrets_and_dockercfg(
-    controllers, crs: CustomRuns, kube_api, make_pvc, tls_registry, namespace
+    controllers, crs: CustomRuns, real_api, real_pvc, gateway_tls_registry, real_namespace
 ) -> None:
     ctl = await controllers()
-    core = client.CoreV1Api(kube_api)
-    await model_pvc(make_pvc, namespace)
-    host = tls_registry.host
+    core = client.CoreV1Api(real_api)
+    await model_pvc(real_pvc, real_namespace)
+    host = gateway_tls_registry.host
     # Tekton's way: a basic-auth Secret naming its registry in a tekton.dev/docker-* annotation, linked to
     # the run's ServiceAccount; a wrong imagePullSecret for the same host comes later in precedence.
     await core.create_namespaced_secret(
-        namespace,
+        real_namespace,
         {
             "metadata": {"name": "robot", "annotations": {"tekton.dev/docker-0": f"https://{host}"}},
             "type": "kubernetes.io/basic-auth",
@@ -40,7 +40,7 @@ async def test_serviceaccount_secrets_and_dockercfg(
     )
     bad = json.dumps({"auths": {host: {"auth": _b64(f"{TLS_USER}:wrongpass")}}})
     await core.create_namespaced_secret(
-        namespace,
+        real_namespace,
         {
             "metadata": {"name": "pull-bad"},
             "type": "kubernetes.io/dockerconfigjson",
@@ -48,14 +48,14 @@ async def test_serviceaccount_secrets_and_dockercfg(
         },
     )
     await core.create_namespaced_service_account(
-        namespace,
+        real_namespace,
         {
             "metadata": {"name": "pipeline"},
             "secrets": [{"name": "robot"}],
             "imagePullSecrets": [{"name": "pull-bad"}],
         },
     )
-    image = f"{host}/{namespace}/sa:v1"
+    image = f"{host}/{real_namespace}/sa:v1"
     base = {"source": "dir:///workspace/model", "image": image, "tls-verify": "false"}
     await crs.create("sa-basic", base, WS, serviceAccountName="pipeline")
     done = await crs.wait_done("sa-basic")
@@ -72,43 +72,45 @@ async def test_serviceaccount_secrets_and_dockercfg(
     # OpenShift's per-ServiceAccount kind: kubernetes.io/dockercfg (no "auths" wrapper) as registry-secret
     cfg = json.dumps({f"https://{host}": {"auth": _b64(f"{TLS_USER}:{TLS_PASSWORD}")}})
     await core.create_namespaced_secret(
-        namespace,
+        real_namespace,
         {"metadata": {"name": "cfg"}, "type": "kubernetes.io/dockercfg", "data": {".dockercfg": _b64(cfg)}},
     )
     await crs.create(
-        "dockercfg", {**base, "image": f"{host}/{namespace}/cfg:v1", "registry-secret": "cfg"}, WS
+        "dockercfg", {**base, "image": f"{host}/{real_namespace}/cfg:v1", "registry-secret": "cfg"}, WS
     )
     cfg_run = await crs.wait_done("dockercfg")
     assert (cond(cfg_run)["status"], cond(cfg_run)["reason"]) == ("True", "Succeeded"), cond(cfg_run)
 
 
 async def test_serviceaccount_token_with_token_review(
-    controllers, crs: CustomRuns, kube_api, make_pvc, namespace, tmp_path: Path
+    controllers, crs: CustomRuns, real_api, real_pvc, real_namespace, tmp_path: Path, gateway: str
 ) -> None:
     await controllers()
-    core = client.CoreV1Api(kube_api)
-    await model_pvc(make_pvc, namespace)
+    core = client.CoreV1Api(real_api)
+    await model_pvc(real_pvc, real_namespace)
     reviewed: list[str] = []
 
     async def token_review(_user: str, token: str) -> str | None:
-        review = await client.AuthenticationV1Api(kube_api).create_token_review({"spec": {"token": token}})
+        review = await client.AuthenticationV1Api(real_api).create_token_review({"spec": {"token": token}})
         if not review.status.authenticated:
             return None
         reviewed.append(review.status.user.username)
         return review.status.user.username
 
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "builder"}})
-    async with token_registry(tmp_path, TokenServer(tmp_path / "auth", {}, check=token_review)) as reg:
+    await core.create_namespaced_service_account(real_namespace, {"metadata": {"name": "builder"}})
+    async with token_registry(
+        tmp_path, TokenServer(tmp_path / "auth", {}, check=token_review, listen=gateway)
+    ) as reg:
         base = {
             "source": "dir:///workspace/model",
-            "image": f"{reg.host}/{namespace}/model:v1",
+            "image": f"{reg.host}/{real_namespace}/model:v1",
             "insecure-registries": reg.host,
             "registry-auth": "serviceaccount",
         }
         await crs.create("sa-token", base, WS, serviceAccountName="builder")
         ok = await crs.wait_done("sa-token")
         assert (cond(ok)["status"], cond(ok)["reason"]) == ("True", "Succeeded"), cond(ok)
-        assert f"system:serviceaccount:{namespace}:builder" in reviewed
+        assert f"system:serviceaccount:{real_namespace}:builder" in reviewed
         pod = (await crs.pods("sa-token"))[0]
         assert pod["spec"]["automountServiceAccountToken"] is False
         vol = next(v for v in pod["spec"]["volumes"] if v["name"] == "registry-auth")

@@ -1,4 +1,4 @@
-"""CustomRuns driven through the real controller process, local control plane, node agent and registry."""
+"""CustomRuns driven through the real controller process, its work pods on the real nodes, and registries."""
 
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ pytestmark = [pytest.mark.cluster, pytest.mark.registry]
 
 
 async def test_build_mode_pushes_verified_image(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace
 ) -> None:
     ctl = await controllers()
-    await model_pvc(make_pvc, namespace)
-    image = f"{registry.host}/{namespace}/tiny:v1"
+    await model_pvc(real_pvc, real_namespace)
+    image = f"{gateway_registry.host}/{real_namespace}/tiny:v1"
     await crs.create("build-1", {"source": "dir:///workspace/model", "image": image}, WS)
     run = await crs.wait_done("build-1")
     c = cond(run)
@@ -63,12 +63,12 @@ async def test_build_mode_pushes_verified_image(
     assert re.search(r'^modelpush_pushed_bytes_total\{mode="build"\} [1-9]', text, re.M)
 
 
-async def test_copy_mode(controllers, crs: CustomRuns, registry, tmp_path, namespace) -> None:
+async def test_copy_mode(controllers, crs: CustomRuns, gateway_registry, tmp_path, real_namespace) -> None:
     await controllers()
-    src = f"{registry.host}/{namespace}/src:v1"
+    src = f"{gateway_registry.host}/{real_namespace}/src:v1"
     write_model(tmp_path / "m")
-    seeded = await push_dir(tmp_path / "m", src, registry.host)
-    dst = f"{registry.host}/{namespace}/copied:v1"
+    seeded = await push_dir(tmp_path / "m", src, gateway_registry.host)
+    dst = f"{gateway_registry.host}/{real_namespace}/copied:v1"
     await crs.create("copy-1", {"source": f"docker://{src}", "image": dst})
     run = await crs.wait_done("copy-1")
     assert (cond(run)["status"], cond(run)["reason"]) == ("True", "Succeeded"), cond(run)
@@ -98,10 +98,16 @@ async def test_copy_mode(controllers, crs: CustomRuns, registry, tmp_path, names
     ],
 )
 async def test_rejected_before_any_pod(
-    controllers, crs: CustomRuns, make_pvc, namespace, params: dict[str, Any], reason: str, needles: list[str]
+    controllers,
+    crs: CustomRuns,
+    real_pvc,
+    real_namespace,
+    params: dict[str, Any],
+    reason: str,
+    needles: list[str],
 ) -> None:
     await controllers()
-    await make_pvc(namespace, "model")
+    await real_pvc(real_namespace, "model")
     await crs.create("bad-1", params, WS, retries=2)
     run = await crs.wait_done("bad-1", limit=60)
     c = cond(run)
@@ -128,11 +134,11 @@ async def test_other_custom_tasks_are_ignored(controllers, crs: CustomRuns) -> N
 
 
 async def test_buildah_mode_storage_on_pvc(
-    controllers, crs: CustomRuns, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, real_namespace
 ) -> None:
     await controllers()
-    d = await model_pvc(make_pvc, namespace)
-    image = f"{registry.host}/{namespace}/buildah:v1"
+    d = await model_pvc(real_pvc, real_namespace)
+    image = f"{gateway_registry.host}/{real_namespace}/buildah:v1"
     params = {"source": "dir:///workspace/model", "image": image, "mode": "buildah", "model-size": "1Mi"}
     await crs.create("buildah-1", params, WS)
     run = await crs.wait_done("buildah-1", limit=180)
@@ -145,13 +151,15 @@ async def test_buildah_mode_storage_on_pvc(
     assert not (d / ".modelpush" / "buildah-1-push-1" / "root").exists()  # storage dropped after the push
 
 
-async def test_skopeo_mode(controllers, crs: CustomRuns, make_pvc, registry, tmp_path, namespace) -> None:
+async def test_skopeo_mode(
+    controllers, crs: CustomRuns, real_pvc, gateway_registry, tmp_path, real_namespace
+) -> None:
     await controllers()
-    await make_pvc(namespace, "scratch")
-    src = f"{registry.host}/{namespace}/src:v1"
+    await real_pvc(real_namespace, "scratch")
+    src = f"{gateway_registry.host}/{real_namespace}/src:v1"
     write_model(tmp_path / "m")
-    await push_dir(tmp_path / "m", src, registry.host)
-    dst = f"{registry.host}/{namespace}/skopeo:v1"
+    await push_dir(tmp_path / "m", src, gateway_registry.host)
+    dst = f"{gateway_registry.host}/{real_namespace}/skopeo:v1"
     params = {"source": f"docker://{src}", "image": dst, "mode": "skopeo"}
     await crs.create(
         "skopeo-1", params, [{"name": "scratch", "persistentVolumeClaim": {"claimName": "scratch"}}]
@@ -164,11 +172,11 @@ async def test_skopeo_mode(controllers, crs: CustomRuns, make_pvc, registry, tmp
 
 
 async def test_named_defaults_and_embedded_spec(
-    controllers, crs: CustomRuns, kube_api, make_pvc, registry, namespace
+    controllers, crs: CustomRuns, real_api, real_pvc, gateway_registry, real_namespace
 ) -> None:
-    await install_modelimagepush_crd(kube_api)
+    await install_modelimagepush_crd(real_api)
     await controllers()
-    await model_pvc(make_pvc, namespace)
+    await model_pvc(real_pvc, real_namespace)
     defaults = {
         "apiVersion": "modelpush.dev/v1alpha1",
         "kind": "ModelImagePush",
@@ -181,10 +189,10 @@ async def test_named_defaults_and_embedded_spec(
         },
     }
     await crs.co.create_namespaced_custom_object(
-        "modelpush.dev", "v1alpha1", namespace, "modelimagepushes", defaults
+        "modelpush.dev", "v1alpha1", real_namespace, "modelimagepushes", defaults
     )
     ref = {"apiVersion": "modelpush.dev/v1alpha1", "kind": "ModelImagePush", "name": "house-defaults"}
-    image = f"{registry.host}/{namespace}/named:v1"
+    image = f"{gateway_registry.host}/{real_namespace}/named:v1"
     # the run's own mode overrides the default (copy would be invalid for a dir:// source)
     await crs.create("named-1", {"image": image, "mode": "build"}, WS, customRef=ref)
     run = await crs.wait_done("named-1")

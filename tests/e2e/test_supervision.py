@@ -62,42 +62,44 @@ async def test_taken_metrics_port_ends_the_process_with_the_reason_logged(contro
 
 
 async def test_readyz_red_while_the_informers_cannot_list_or_watch_then_green(
-    cluster, kube_api: client.ApiClient, controllers, crs: CustomRuns, namespace: str, tmp_path
+    real_cluster, real_api: client.ApiClient, controllers, crs: CustomRuns, real_namespace: str, tmp_path
 ) -> None:
     """The real failure an informer meets: the API server refuses its watch (here its RoleBinding is
     deleted). The informers keep retrying, /readyz goes red once they relist, and green when that works."""
-    core = client.CoreV1Api(kube_api)
-    rbac = client.RbacAuthorizationV1Api(kube_api)
+    core = client.CoreV1Api(real_api)
+    rbac = client.RbacAuthorizationV1Api(real_api)
     role = await _ensure_role(rbac)
-    await core.create_namespaced_service_account(namespace, {"metadata": {"name": "mip-controller"}})
+    await core.create_namespaced_service_account(real_namespace, {"metadata": {"name": "mip-controller"}})
     binding = {
         "metadata": {"name": "mip-controller"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-        "subjects": [{"kind": "ServiceAccount", "name": "mip-controller", "namespace": namespace}],
+        "subjects": [{"kind": "ServiceAccount", "name": "mip-controller", "namespace": real_namespace}],
     }
-    await rbac.create_namespaced_role_binding(namespace, binding)
+    await rbac.create_namespaced_role_binding(real_namespace, binding)
     token = await core.create_namespaced_service_account_token(
-        "mip-controller", namespace, {"spec": {"expirationSeconds": 3600}}
+        "mip-controller", real_namespace, {"spec": {"expirationSeconds": 3600}}
     )
-    kubeconfig = _kubeconfig(tmp_path / "sa.kubeconfig", cluster.server, cluster.ca_file, token.status.token)
+    kubeconfig = _kubeconfig(
+        tmp_path / "sa.kubeconfig", real_cluster.local.server, real_cluster.local.ca_file, token.status.token
+    )
     # short watches: each ends after a second and the next one is authorized afresh
     ctl = await controllers(KUBECONFIG=str(kubeconfig), MODELPUSH_WATCH_TIMEOUT_SECONDS="1")
 
     async def readyz_is(code: int) -> bool:
         return await readyz(ctl) == code
 
-    await rbac.delete_namespaced_role_binding("mip-controller", namespace)
+    await rbac.delete_namespaced_role_binding("mip-controller", real_namespace)
     await wait_for(lambda: readyz_is(503), 120, "/readyz red while list and watch are forbidden")
     assert ctl.proc is not None and ctl.proc.poll() is None, ctl.logs()[-3000:]  # retrying, not dead
     assert [x for x in json_lines(ctl) if x["msg"] == "Watch failed" and x["error"].startswith("403")]
-    await rbac.create_namespaced_role_binding(namespace, binding)
+    await rbac.create_namespaced_role_binding(real_namespace, binding)
     await wait_for(lambda: readyz_is(200), 120, "/readyz green after the relist")
     await crs.create("after-relist", INVALID)
     assert cond(await crs.wait_done("after-relist", limit=60))["reason"] == "InvalidParams"
 
 
 async def test_replica_whose_lease_is_taken_stops_writing(
-    controllers, crs: CustomRuns, kube_api: client.ApiClient, namespace: str
+    controllers, crs: CustomRuns, real_api: client.ApiClient, real_namespace: str
 ) -> None:
     ctl = await controllers(**LEASE, MODELPUSH_IDENTITY="replica-a")
 
@@ -105,7 +107,7 @@ async def test_replica_whose_lease_is_taken_stops_writing(
         return gauge(await ctl.metrics(), "modelpush_leader_election_master_status") == want
 
     await wait_for(lambda: leading(1.0), 30, "replica-a leads")
-    leases = client.CoordinationV1Api(kube_api)
+    leases = client.CoordinationV1Api(real_api)
     name = LEASE["MODELPUSH_LEASE_NAME"]
     intruder = asyncio.Event()
 
@@ -113,11 +115,11 @@ async def test_replica_whose_lease_is_taken_stops_writing(
         # another replica (written straight through the API) takes the Lease and renews it, as client-go's
         # elector would after the record had lapsed for it
         while not intruder.is_set():
-            lease = await leases.read_namespaced_lease(name, namespace)
+            lease = await leases.read_namespaced_lease(name, real_namespace)
             lease.spec.holder_identity = "replica-b"
             lease.spec.renew_time = datetime.now(UTC)
             try:
-                await leases.replace_namespaced_lease(name, namespace, lease)
+                await leases.replace_namespaced_lease(name, real_namespace, lease)
             except client.ApiException as err:
                 if err.status != 409:  # replica-a renewed in between: take it again at once
                     raise

@@ -1,4 +1,4 @@
-"""Every test here needs the local control plane."""
+"""Every test here needs the local cluster (the session's real-node cluster)."""
 
 import pytest
 

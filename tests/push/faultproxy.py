@@ -1,6 +1,7 @@
 """A small TCP proxy on loopback that forwards to a real registry and can drop connections mid-stream.
 
-`FaultProxy(upstream_port, drop_after=N, drops=K)`: once N client-to-server bytes have passed (counted
+`FaultProxy(upstream_port, drop_after=N, drops=K, listen=..., upstream_host=...)` (both 127.0.0.1 unless
+given): once N client-to-server bytes have passed (counted
 over all connections), the connection carrying byte N is cut (both directions, RST), up to K times.
 With `cut_before=b"PATCH "` the cut happens instead just before the next request starting with that
 marker once N bytes have passed, so the registry sees none of that request (a stale connection).
@@ -28,8 +29,11 @@ class FaultProxy(LoopbackServer):
         drops: int = 0,
         cut_before: bytes | None = None,
         rate: float = 0.0,
+        listen: str = "127.0.0.1",
+        upstream_host: str = "127.0.0.1",
     ) -> None:
-        super().__init__()
+        super().__init__(listen)
+        self.upstream_host = upstream_host
         self.upstream_port = upstream_port
         self.cut_before = cut_before
         self.drop_after = drop_after
@@ -70,7 +74,7 @@ class FaultProxy(LoopbackServer):
             finally:
                 self.held -= 1
         try:
-            ureader, uwriter = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+            ureader, uwriter = await asyncio.open_connection(self.upstream_host, self.upstream_port)
         except OSError:
             cwriter.close()
             self._tasks.discard(task)

@@ -43,8 +43,10 @@ class TokenServer:
         expired_first: int = 0,
         lifetime: int = 300,
         check: Callable[[str, str], Awaitable[str | None]] | None = None,
+        listen: str = "127.0.0.1",
     ) -> None:
         self.dir = workdir
+        self.listen = listen  # the pod network's gateway when work pods fetch tokens
         self.users = users
         self.lifetime = lifetime
         self.check = check
@@ -57,7 +59,7 @@ class TokenServer:
 
     @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self.port}/token"
+        return f"http://{self.listen}:{self.port}/token"
 
     def registry_config(self) -> dict[str, str]:
         return {"realm": self.realm, "service": SERVICE, "issuer": ISSUER, "rootcertbundle": str(self.cert)}
@@ -73,7 +75,7 @@ class TokenServer:
         await asyncio.to_thread(self._make_key)
         app = web.Application()
         app.router.add_get("/token", self._token)
-        self._runner, self.port = await serve_app(app)
+        self._runner, self.port = await serve_app(app, self.listen)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -127,9 +129,12 @@ class TokenServer:
 async def token_registry(
     work: Path, server: TokenServer, kind: str = "docker-registry"
 ) -> AsyncIterator[LocalRegistry]:
-    """`server` started, and a registry under `work` that takes its tokens; both stopped after."""
+    """`server` started, and a registry under `work` that takes its tokens, listening where the server
+    does; both stopped after."""
     await server.start()
-    reg = LocalRegistry(work / "registry", token_auth=server.registry_config(), kind=kind)
+    reg = LocalRegistry(
+        work / "registry", token_auth=server.registry_config(), kind=kind, listen=server.listen
+    )
     try:
         await reg.start()
         yield reg

@@ -1,4 +1,7 @@
-"""The asyncio TCP server on a free 127.0.0.1 port that the tests' stand-in servers and proxies share.
+"""The asyncio TCP server on a free port that the tests' stand-in servers and proxies share.
+
+It listens on 127.0.0.1 unless given another address (`listen`): servers that work pods on the real
+nodes must reach listen on the pod network's gateway, the only host address pods reach.
 
 Subclasses implement `_handle` (one call per connection). Closing the listening socket leaves open
 connections alone, so `stop` also closes the writers a handler registered in `_writers`; a subclass that
@@ -14,17 +17,18 @@ from aiohttp import web
 
 
 class LoopbackServer:
-    def __init__(self) -> None:
+    def __init__(self, listen: str = "127.0.0.1") -> None:
+        self.listen = listen
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.listen}:{self.port}"
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, self.listen, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -46,8 +50,8 @@ class LoopbackServer:
 class HangServer(LoopbackServer):
     """Reads whatever arrives and never answers (until the client gives up or the server stops)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, listen: str = "127.0.0.1") -> None:
+        super().__init__(listen)
         self.connections = 0
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -63,10 +67,10 @@ class HangServer(LoopbackServer):
             writer.close()
 
 
-async def serve_app(app: web.Application) -> tuple[web.AppRunner, int]:
-    """Serve an aiohttp app on a free 127.0.0.1 port: (runner to clean up, port)."""
+async def serve_app(app: web.Application, listen: str = "127.0.0.1") -> tuple[web.AppRunner, int]:
+    """Serve an aiohttp app on a free port of `listen`: (runner to clean up, port)."""
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, listen, 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]

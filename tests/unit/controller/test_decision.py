@@ -245,6 +245,26 @@ def test_eviction_without_retry_setting_fails() -> None:
     assert "raise the 'ephemeral-storage' param" in c["message"]
 
 
+def test_api_eviction_is_pod_evicted_not_push_failed() -> None:
+    """kubectl drain: the pod ends Failed with the container killed, its cause only in DisruptionTarget
+    (the status a real API eviction left on a work pod, tests/e2e/test_reasons.py)."""
+    gone = pod(
+        "Failed",
+        conditions=[
+            {
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "EvictionByEvictionAPI",
+                "message": "Eviction API: evicting",
+            }
+        ],
+        **terminated(137, ""),
+    )
+    c = cond(decide(started(), gone, NOW, SETTINGS).status)
+    assert (c["status"], c["reason"]) == ("False", "PodEvicted")
+    assert c["message"] == "Pod push-1-push-1 was evicted: EvictionByEvictionAPI: Eviction API: evicting"
+
+
 def test_eviction_at_ceiling_is_not_retried() -> None:
     s = SETTINGS.model_copy(update={"compat_storage_ceiling": 64 * 1024**2})
     d = decide(started(), pod("Failed", reason="Evicted", message=EVICT_LIMIT), NOW, s)
