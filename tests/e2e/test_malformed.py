@@ -56,9 +56,9 @@ async def test_unreadable_customrun_ends_with_a_reason(controllers, crs: CustomR
     assert not (await crs.get("other"))["status"].get("conditions")
 
 
-async def test_unreadable_run_is_told_apart_from_a_good_one(controllers, crs: CustomRuns, kube_api) -> None:
+async def test_unreadable_run_is_told_apart_from_a_good_one(controllers, crs: CustomRuns, real_api) -> None:
     """The same namespace's valid run goes its own way."""
-    core = client.CoreV1Api(kube_api)
+    core = client.CoreV1Api(real_api)
     await core.create_namespaced_persistent_volume_claim(
         crs.ns,
         {

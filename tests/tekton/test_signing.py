@@ -57,19 +57,11 @@ async def cosign_pub(cosign: str, real_cluster: RealCluster, key_namespace: str,
 
 
 @pytest.fixture
-def run_as_user() -> str | None:
-    """MODELPUSH_RUN_AS_USER: the image's own user, pinned, so the pod gets `fsGroup` and can read the key
-    file (mounted 0440, root-owned otherwise). See test_signing_with_the_default_user_reads_the_key."""
-    return "65532"
-
-
-@pytest.fixture
-def modelpush_env(key_namespace: str, cosign_pub: Path, run_as_user: str | None) -> dict[str, str]:
-    """The controller reads the key Secret from `key_namespace` (made before the controller starts)."""
-    env = {"MODELPUSH_SIGNING_SECRET_NAMESPACE": key_namespace}
-    if run_as_user is not None:
-        env["MODELPUSH_RUN_AS_USER"] = run_as_user
-    return env
+def modelpush_env(key_namespace: str, cosign_pub: Path) -> dict[str, str]:
+    """The controller reads the key Secret from `key_namespace` (made before the controller starts). No
+    RUN_AS_USER, as by default: the pod has no fsGroup, and the image's user still reads the key files
+    (mounted 0444; with 0440 they were root's alone and signing failed with Permission denied)."""
+    return {"MODELPUSH_SIGNING_SECRET_NAMESPACE": key_namespace}
 
 
 def signed_push(registry: str, image: str) -> dict:
@@ -159,20 +151,3 @@ async def test_missing_key_fails_signing_but_keeps_the_push(
     assert f"Secret {key_namespace}/no-such-secret" in c["message"] and "cosign.key" in c["message"]
     assert (result(run, "IMAGE_DIGEST") or "").startswith("sha256:")
     assert result(run, "SIGNATURE_REF") is None
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller bug seen on the real kubelet: without RUN_AS_USER the pod has no fsGroup, the per-run "
-    "key Secret is mounted root-owned with defaultMode 0440 (controller/logic/signing.py), and the image's "
-    "user 65532 gets 'Permission denied' reading cosign.key (SigningFailed)",
-)
-@pytest.mark.parametrize("run_as_user", [None])
-async def test_signing_with_the_default_user_reads_the_key(
-    tk: Tekton, key_namespace: str, tekton: RealCluster, images: dict[str, Any]
-) -> None:
-    push = signed_push(tekton.registry, f"{tk.ns}/mistral:default-user")
-    await tk.create(model_pipeline("default-user", images["step"].ref, push))
-    await tk.wait_pr_done("default-user", within=420)
-    c = condition((await tk.custom_runs_of("default-user"))["push"])
-    assert (c["status"], c["reason"]) == ("True", "Succeeded"), c
