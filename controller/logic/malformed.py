@@ -1,9 +1,9 @@
 """A CustomRun of ours that cannot be read (pure): it ends False with InvalidCustomRun and a message naming
 each bad field, instead of being skipped while the user waits for a status that never comes.
 
-Tekton's CRD schema types the spec fields the controller reads; what gets through on a real API server is
-in the schemaless status fields (`retriesStatus`, `extraFields`) written by hand or by another tool, and
-anything at all where a hand-made CRD has no schema.
+Tekton's CRD schema types the spec fields the controller reads and its webhook decodes the typed status; what
+gets through on a real cluster is the schemaless `status.extraFields`, written by hand or by another tool, and
+anything at all where the webhook is absent or a hand-made CRD has no schema.
 """
 
 from __future__ import annotations
