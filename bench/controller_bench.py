@@ -8,7 +8,7 @@ which still counts as a request). Prints one table.
 
     .venv/bin/python bench/controller_bench.py [--runs 500] [--kubeconfig K]
 
-Without --kubeconfig it starts a throwaway control plane (hack.localcluster, no node agent) and stops it.
+Without --kubeconfig it starts a throwaway control plane (hack.localcluster, no nodes) and stops it.
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ async def bench(
                     "params": [
                         {"name": "source", "value": "docker://127.0.0.1:5000/bench/src:v1"},
                         {"name": "image", "value": f"127.0.0.1:5000/bench/m{i}:v1"},
-                        # no node matches: a node agent in the cluster leaves these pods to the bench
+                        # no node matches: a real node in the cluster (--kubeconfig) leaves them be
                         {"name": "node-selector", "value": '{"modelpush.dev/bench": "no-node"}'},
                     ],
                 },
