@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -199,9 +200,10 @@ async def run_buildah(args: argparse.Namespace, opts: ClientOptions) -> PushResu
         )
         digest = digestfile.read_text().strip()
     finally:
-        # The point of this mode's PVC: drop the tens of GB of staged layers as soon as we are done.
-        for d in (root, runroot, tmp):
-            remove_tree(d)
+        # The point of this mode's PVC: drop the tens of GB of staged layers as soon as we are done, and
+        # the rest of the run's own storage dir (named for its pod) with them, so nothing piles up on the
+        # user's volume run after run. (On an emptyDir the mount point itself stays; remove_tree ignores it.)
+        remove_tree(storage)
     size, layers = await _describe(opts, dst, digest)
     return _result(args.image, dst, digest, size, layers, started)
 
@@ -236,5 +238,8 @@ async def run_skopeo(args: argparse.Namespace, opts: ClientOptions) -> PushResul
         digest = digestfile.read_text().strip()
     finally:
         remove_tree(work)
+        if args.tmpdir is not None:  # the run's own dir on the PVC (named for its pod): gone once empty
+            with contextlib.suppress(OSError):
+                args.tmpdir.rmdir()
     size, layers = await _describe(opts, dst, digest)
     return _result(args.dst, dst, digest, size, layers, started)

@@ -72,3 +72,33 @@ async def write_model(
     await core.create_namespaced_pod(namespace, pod)
     got = await wait_for_pod_phase(core, namespace, "writer", {"Succeeded", "Failed"}, timeout=180)
     assert got["status"]["phase"] == "Succeeded", got["status"]
+
+
+async def storage_left(core: client.CoreV1Api, namespace: str, step_image: str, claim: str = "model") -> str:
+    """What a compat mode left under the workspace's `.modelpush/` (its buildah/skopeo storage), as listed by
+    a pod of the work pods' user: empty when the push cleaned up after itself."""
+    listing = (
+        "find /workspace/model/.modelpush -mindepth 1 -maxdepth 3 2>/dev/null | head -20"
+        " > /dev/termination-log"
+    )
+    pod: dict[str, Any] = {
+        "metadata": {"name": "lister"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": {"runAsUser": USER, "runAsGroup": USER, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "list",
+                    "image": step_image,
+                    "command": ["sh", "-c", listing],
+                    "volumeMounts": [{"name": "model", "mountPath": "/workspace/model", "readOnly": True}],
+                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+                }
+            ],
+            "volumes": [{"name": "model", "persistentVolumeClaim": {"claimName": claim}}],
+        },
+    }
+    await core.create_namespaced_pod(namespace, pod)
+    got = await wait_for_pod_phase(core, namespace, "lister", {"Succeeded", "Failed"}, timeout=180)
+    assert got["status"]["phase"] == "Succeeded", got["status"]
+    return str(got["status"]["containerStatuses"][0]["state"]["terminated"].get("message") or "").strip()

@@ -18,7 +18,7 @@ from hack.images import ensure
 from hack.images.publish import inspect
 from tests.e2e.conftest import ControllerProcess, CustomRuns
 from tests.fixtures.cluster import RealCluster
-from tests.workpods.support import USER, host_controller, write_model
+from tests.workpods.support import USER, host_controller, storage_left, write_model
 
 pytestmark = pytest.mark.cluster
 
@@ -140,10 +140,15 @@ async def test_skopeo_runs_non_root_read_only_with_its_tmpdir_on_the_pvc(
 
     assert _results(run)["IMAGE_DIGEST"] == src.digest
     _assert_hardened(await _pod_of(crs, "skopeo"))
+    assert await storage_left(crs.core, crs.ns, src.ref) == ""  # skopeo's tmpdir is gone from the PVC
 
 
 async def test_buildah_runs_non_root_in_a_privileged_container(
-    real_cluster: RealCluster, controller: ControllerProcess, crs: CustomRuns, model_pvc: str
+    real_cluster: RealCluster,
+    controller: ControllerProcess,
+    crs: CustomRuns,
+    images: dict[str, Any],
+    model_pvc: str,
 ) -> None:
     image = f"{real_cluster.registry}/{crs.ns}/model:buildah"
     params = {"source": "dir:///workspace/model/m", "image": image, "mode": "buildah"}
@@ -151,6 +156,8 @@ async def test_buildah_runs_non_root_in_a_privileged_container(
 
     assert inspect(image)["Digest"] == _results(run)["IMAGE_DIGEST"]
     _assert_hardened(await _pod_of(crs, "buildah"), privileged=True)
+    # buildah's vfs storage (read-only layer directories included) is gone from the PVC
+    assert await storage_left(crs.core, crs.ns, images["step"].ref) == ""
 
 
 @pytest.mark.parametrize("privileged_buildah", [False])
