@@ -2,16 +2,14 @@
 bytes done and total, percent, MiB/s and ETA, which the controller reads from the work pod's log through the
 API server and the real kubelet (pods/log).
 
-The work pod (the project image, from the Containerfile) pushes through a rate-limited TCP relay to the real
-registry, so that the push lasts long enough to be seen. Pods reach only the pod bridge's gateway, so the
-relay listens on the gateway address, as the registry does. A controller without progress fails this test
-at the `shows_progress` wait.
+The work pod (the project image, from the Containerfile) pushes through a rate-limited TCP relay
+(tests/push/faultproxy.py) to the real registry, so that the push lasts long enough to be seen. Pods reach
+only the pod bridge's gateway, so the relay listens on the gateway address, as the registry does. A
+controller without progress fails this test at the `shows_progress` wait.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,65 +20,20 @@ from kubernetes_asyncio import client
 from hack.images import ensure
 from tests.e2e.conftest import CustomRuns, cond, results, skopeo_digest
 from tests.fixtures.cluster import RealCluster, wait_for
+from tests.push.faultproxy import FaultProxy
 from tests.workpods.support import host_controller, write_model
 
 pytestmark = pytest.mark.cluster
-RATE = 512 * 1024  # bytes/s per connection through the relay: the 36 MiB push lasts ~10-20 s
+RATE = 1536 * 1024  # bytes/s through the relay, all connections together: the 36 MiB push lasts ~24 s
 FILE = 12 * 1024 * 1024
 WS = [{"name": "model", "persistentVolumeClaim": {"claimName": "model"}}]
 
 
-class Relay:
-    """Forwards TCP to the registry, client-to-server bytes at most RATE per second (a slow link)."""
-
-    def __init__(self, upstream: str) -> None:
-        self.bind, port = upstream.rsplit(":", 1)
-        self.upstream_port = int(port)
-        self.server: asyncio.Server | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def host(self) -> str:
-        assert self.server is not None
-        return f"{self.bind}:{self.server.sockets[0].getsockname()[1]}"
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, self.bind, 0)
-
-    async def stop(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for t in list(self.tasks):
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-
-    async def _handle(self, cr: asyncio.StreamReader, cw: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.tasks.add(task)
-        ur, uw = await asyncio.open_connection(self.bind, self.upstream_port)
-
-        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, slow: bool) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await src.read(64 * 1024):
-                    dst.write(data)
-                    await dst.drain()
-                    if slow:
-                        await asyncio.sleep(len(data) / RATE)
-            with contextlib.suppress(Exception):
-                dst.close()
-
-        try:
-            await asyncio.gather(pump(cr, uw, True), pump(ur, cw, False))
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self.tasks.discard(task)
-
-
 @pytest.fixture
 async def slow_registry(real_cluster: RealCluster) -> AsyncIterator[str]:
-    relay = Relay(real_cluster.registry)  # binds the registry's own address: the bridge gateway
+    gateway, port = real_cluster.registry.rsplit(":", 1)
+    # listens on the registry's own address: the bridge gateway, the only host address pods reach
+    relay = FaultProxy(int(port), rate=RATE, listen=gateway, upstream_host=gateway)
     await relay.start()
     try:
         yield relay.host
