@@ -42,32 +42,13 @@ def gateway(rc: RealCluster) -> str:
     return rc.registry.rsplit(":", 1)[0]
 
 
-class _OnAddress:
-    """Binds the loopback servers' listener to a given address instead of 127.0.0.1."""
-
-    bind = "127.0.0.1"
-    port: int
-    _server: asyncio.Server | None
-
-    @property
-    def host(self) -> str:
-        return f"{self.bind}:{self.port}"
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.bind, 0)  # type: ignore[attr-defined]
-        self.port = self._server.sockets[0].getsockname()[1]
+# Accepts and never answers; `listen` is the gateway address (LoopbackServer's own parameter).
+HangServer = loopback.HangServer
 
 
-class HangServer(_OnAddress, loopback.HangServer):
-    def __init__(self, bind: str) -> None:
-        super().__init__()
-        self.bind = bind
-
-
-class DenyOnceProxy(_OnAddress, loopback.LoopbackServer):
+class DenyOnceProxy(loopback.LoopbackServer):
     def __init__(self, bind: str, upstream_host: str) -> None:
-        super().__init__()
-        self.bind = bind
+        super().__init__(bind)
         host, port = upstream_host.rsplit(":", 1)
         self._upstream = (host, int(port))
         self.denied: list[str] = []  # request lines answered with 403
